@@ -1,0 +1,51 @@
+# The two commands a new user types are `make demo` and `make test`; both
+# build the virtualenv they need first. Nothing else is required: no Docker,
+# no account, no manual step.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install install-dev demo test test-fast sandbox airflow bench clean
+
+help:
+	@echo "make demo     install, start the vendor sandbox, run every pipeline through Airflow, print what it wrote"
+	@echo "make test     install test tools and run the whole suite"
+	@echo "make sandbox  serve the vendor sandbox alone on http://127.0.0.1:8765"
+	@echo "make airflow  Airflow's own UI (standalone, SQLite) wired to the sandbox, on http://localhost:8080"
+	@echo "make bench    the benchmarks under bench/"
+	@echo "make clean    remove the virtualenv, local Airflow home and demo data"
+
+$(VENV)/.runtime: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: install
+	$(BIN)/python -m include.demo
+
+test: install-dev
+	$(BIN)/python -m pytest -q
+
+sandbox: install
+	$(BIN)/python -m include.sandbox --port 8765
+
+airflow: install
+	$(BIN)/python -m include.airflow_local
+
+bench: install-dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .airflow data .pytest_cache

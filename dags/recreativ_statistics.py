@@ -1,0 +1,41 @@
+"""
+### Recreativ statistics
+
+Daily, for the logical date (the data interval's start day, UTC), writes three
+datasets under `<data_root>/recreativ/`:
+
+| dataset | what | requests |
+|---|---|---|
+| `campaigns` | snapshot of the campaign list | 1 |
+| `campaign_statistics` | views, clicks and spend per campaign that day | 1 |
+| `offer_statistics` | the same per ad (teaser) | 1 per campaign |
+
+Each is validated with Great Expectations before it replaces the day's
+partition; a failing batch goes to `_quarantine/` and the task fails. All
+requests share the connection's budget (5 requests/s per Auth-Token), also
+with any other task or worker using the same token.
+
+Connection: `recreativ_default` (host = API root, password = Auth-Token).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from vendorflow.operators.dataset import DatasetOperator
+
+with DAG(
+    dag_id="recreativ_statistics",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["vendorflow", "recreativ", "extract"],
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    max_active_runs=3,
+):
+    for dataset in ("campaigns", "campaign_statistics", "offer_statistics"):
+        DatasetOperator(dataset=f"recreativ/{dataset}")

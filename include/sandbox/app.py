@@ -1,0 +1,100 @@
+"""The sandbox application: every vendor under its prefix, plus the control API under ``/_sandbox``.
+
+Vendors are listed in :data:`VENDOR_MODULES`; each module exposes
+``vendor() -> Vendor``. Control API (JSON):
+
+- ``GET  /_sandbox/health``
+- ``POST /_sandbox/reset``: forget faults, counters, windows; restore every vendor's config
+- ``GET  /_sandbox/config`` / ``PUT /_sandbox/config/{vendor}``: read / merge a vendor's settings
+  (``rate_limit``, ``rate_window``, ``latency_ms`` and the vendor's own)
+- ``POST /_sandbox/faults`` / ``DELETE /_sandbox/faults`` / ``GET /_sandbox/faults``
+- ``GET  /_sandbox/stats[?vendor=]``: requests, throttled (429s the limit served), faults served, by status and path
+- ``GET  /_sandbox/requests[?vendor=]``: every request seen, in order
+- ``GET  /_sandbox/{vendor}/...``: vendor-specific views (each module may add ``control_routes``)
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, fields
+from typing import Any
+
+from fastapi import Body, FastAPI, HTTPException
+
+from include.sandbox.core import Fault, SandboxMiddleware, SandboxState
+
+VENDOR_MODULES = ("recreativ",)
+
+
+def create_app() -> Any:
+    vendors = []
+    modules = []
+    for name in VENDOR_MODULES:
+        module = importlib.import_module(f"include.sandbox.{name}")
+        modules.append(module)
+        vendors.append(module.vendor())
+    state = SandboxState(vendors)
+    control = FastAPI(title="Vendor sandbox", openapi_url=None, docs_url=None, redoc_url=None)
+
+    @control.get("/_sandbox/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "vendors": {v.name: v.prefix for v in vendors}}
+
+    @control.post("/_sandbox/reset")
+    def reset() -> dict[str, Any]:
+        state.reset()
+        return {"ok": True}
+
+    @control.get("/_sandbox/config")
+    def get_config() -> dict[str, Any]:
+        return {v.name: v.config for v in vendors}
+
+    @control.put("/_sandbox/config/{vendor}")
+    def put_config(vendor: str, changes: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        if vendor not in state.vendors:
+            raise HTTPException(404, f"unknown vendor {vendor}")
+        state.vendors[vendor].config.update(changes)
+        return state.vendors[vendor].config
+
+    @control.post("/_sandbox/faults")
+    def add_fault(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        known = {f.name for f in fields(Fault)}
+        unknown = set(spec) - known
+        if unknown:
+            raise HTTPException(400, f"unknown fault fields: {sorted(unknown)}")
+        if spec.get("vendor") not in state.vendors:
+            raise HTTPException(400, f"unknown vendor {spec.get('vendor')!r}")
+        if spec.get("kind") not in ("status", "drop", "slow", "malformed"):
+            raise HTTPException(400, "kind must be status, drop, slow or malformed")
+        fault = Fault(**spec)
+        with state.lock:
+            state.faults.append(fault)
+        return asdict(fault)
+
+    @control.get("/_sandbox/faults")
+    def list_faults() -> list[dict[str, Any]]:
+        with state.lock:
+            return [asdict(f) for f in state.faults]
+
+    @control.delete("/_sandbox/faults")
+    def clear_faults() -> dict[str, Any]:
+        with state.lock:
+            state.faults.clear()
+        return {"ok": True}
+
+    @control.get("/_sandbox/stats")
+    def stats(vendor: str | None = None) -> dict[str, Any]:
+        return state.stats(vendor)
+
+    @control.get("/_sandbox/requests")
+    def seen(vendor: str | None = None) -> list[dict[str, Any]]:
+        return state.requests(vendor)
+
+    for module in modules:
+        add_routes = getattr(module, "control_routes", None)
+        if add_routes:
+            add_routes(control, state)
+    for vendor in vendors:
+        control.mount(vendor.prefix, vendor.app)
+    control.state.sandbox = state
+    return SandboxMiddleware(control, state)

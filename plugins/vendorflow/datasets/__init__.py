@@ -1,0 +1,32 @@
+"""The registry of declared datasets: ``get("recreativ/campaigns")``, ``for_vendor("recreativ")``.
+
+Each vendor module under this package exposes ``DATASETS``; it is imported on
+first use, so declaring a new vendor needs no change here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
+
+__all__ = ["Column", "DatasetSpec", "Expect", "ExtractContext", "Records", "param", "get", "for_vendor"]
+
+
+def for_vendor(vendor: str) -> tuple[DatasetSpec, ...]:
+    try:
+        module = importlib.import_module(f"{__name__}.{vendor}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{vendor}":
+            raise KeyError(f"no datasets are declared for vendor {vendor!r}") from None
+        raise
+    return tuple(module.DATASETS)
+
+
+def get(key: str) -> DatasetSpec:
+    vendor, _, name = key.partition("/")
+    for spec in for_vendor(vendor):
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.key_name for s in for_vendor(vendor))
+    raise KeyError(f"unknown dataset {key!r}; {vendor} declares: {known}")

@@ -1,0 +1,178 @@
+"""How a dataset is declared: columns, key, expectations and where its records come from.
+
+Declarations are plain data, cheap to import at DAG parse time: column types
+are names (``"int64"``, ``"decimal"``...) that :mod:`vendorflow.pipeline.schema`
+turns into a pyarrow schema when a task runs, and expectations name Great
+Expectations classes that :mod:`vendorflow.pipeline.validate` builds then.
+One machinery (:func:`vendorflow.pipeline.run.run_dataset`) extracts, writes,
+validates and publishes every declared dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from vendorflow.progress import Progress
+
+ColumnType = Literal["int64", "float64", "bool", "string", "date", "timestamp", "decimal", "json"]
+COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
+Pii = Literal["email", "phone"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column and where its value comes from in a vendor record.
+
+    - ``source``: the key in the record, dotted for nested objects (``offer.name``);
+      defaults to ``name``.
+    - ``required``: the key must be present in every record (its absence breaks the schema).
+    - ``nullable``: ``False`` adds a not-null expectation.
+    - ``pii``: ``email`` or ``phone``; written as ``<name>_hmac`` unless ``pii_mode=plain``.
+    - ``transform``: a function applied to the raw value before type conversion,
+      for vendor quirks the type alone does not cover.
+    - ``naive_tz``: for ``timestamp`` values without an offset, the zone they are in.
+    """
+
+    name: str
+    type: ColumnType
+    source: str | None = None
+    required: bool = False
+    nullable: bool = True
+    pii: Pii | None = None
+    transform: Callable[[Any], Any] | None = field(default=None, compare=False)
+    naive_tz: str = "UTC"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; use one of {sorted(COLUMN_TYPES)}")
+        if self.pii and self.type != "string":
+            raise ValueError(f"column {self.name!r}: personal data columns must be strings")
+
+    @property
+    def path(self) -> str:
+        return self.source or self.name
+
+
+def param(name: str) -> dict[str, str]:
+    """A value known only when the task runs (``dt``, a vendor's announced total...)."""
+    return {"$PARAMETER": name}
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A Great Expectations expectation by class name, e.g. ``Expect("ExpectColumnValuesToBeBetween", column="views", min_value=0)``."""
+
+    type: str
+    kwargs: Mapping[str, Any]
+
+    def __init__(self, type: str, /, **kwargs: Any) -> None:  # noqa: A002 - GX's own word
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "kwargs", kwargs)
+
+
+class Records(list):  # type: ignore[type-arg]
+    """A page of vendor records (a plain list) that remembers where it came from.
+
+    ``source`` is the request, secret-free, for error messages; ``number``,
+    ``total_pages`` and ``total_records`` are the vendor's pagination figures
+    when it gives them.
+    """
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]] = (),
+        source: str = "",
+        *,
+        number: int = 1,
+        total_pages: int | None = None,
+        total_records: int | None = None,
+    ) -> None:
+        super().__init__(records)
+        self.source = source
+        self.number = number
+        self.total_pages = total_pages
+        self.total_records = total_records
+
+    @property
+    def records(self) -> list[Mapping[str, Any]]:
+        return self
+
+
+@dataclass
+class ExtractContext:
+    """What an extractor gets: the vendor hook, the day, parameters and the progress reporter.
+
+    An extractor may put values into ``parameters`` (the vendor's announced
+    total, say) for expectations that refer to them with :func:`param`.
+    """
+
+    hook: Any
+    dt: date
+    params: Mapping[str, Any]
+    progress: Progress
+    parameters: dict[str, Any] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("vendorflow.extract"))
+
+    @property
+    def day_start(self) -> datetime:
+        return datetime.combine(self.dt, time.min, tzinfo=timezone.utc)
+
+    @property
+    def day_end(self) -> datetime:
+        return self.day_start + timedelta(days=1)
+
+
+Extractor = Callable[[ExtractContext], Iterable[Records]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: ``<vendor>/<name>``, partitioned by ``dt`` (the run's logical date).
+
+    ``snapshot=True`` means each partition holds the vendor's whole list as
+    seen that day; otherwise it holds the records *of* that day.
+    """
+
+    vendor: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    extract: Extractor = field(compare=False)
+    key: tuple[str, ...] = ()
+    expectations: tuple[Expect, ...] = ()
+    snapshot: bool = False
+    connection: str | None = None  # the hook kind; defaults to the vendor
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.key_name}: duplicate column names")
+        missing = set(self.key) - set(names)
+        if missing:
+            raise ValueError(f"{self.key_name}: key columns {sorted(missing)} are not declared")
+
+    @property
+    def key_name(self) -> str:
+        return f"{self.vendor}/{self.name}"
+
+    @property
+    def hook_kind(self) -> str:
+        return self.connection or self.vendor
+
+
+def pages_of(records: Iterable[Mapping[str, Any]], source: str, size: int = 10_000) -> Iterator[Records]:
+    """Cut an iterable of records into pages (for extractors whose vendor answers one long list)."""
+    batch = Records((), source)
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = Records((), source)
+    if batch:
+        yield batch

@@ -1,0 +1,177 @@
+"""Recreativ: the advertising network's REST API (``Auth-Token`` header, 5 requests/s per token).
+
+Every documented read endpoint is a typed method returning the decoded JSON;
+lists come back as :class:`Records` (a list that remembers which request it
+came from, for error messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any, ClassVar, Literal
+
+from vendorflow.datasets.spec import Records
+from vendorflow.errors import VendorResponseError
+from vendorflow.hooks.base import COMMON_EXTRAS, VendorHook
+from vendorflow.http.client import StaticHeaderAuth, VendorClient
+from vendorflow.http.paginate import records_at
+from vendorflow.http.ratelimit import shared_limiter
+
+
+def _day(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else date.fromisoformat(str(value)).isoformat()
+
+
+class RecreativHook(VendorHook):
+    """Reads campaigns, ads, sites and statistics from Recreativ.
+
+    Connection: ``host`` the API root (``https://recreativ.com/api``),
+    ``password`` the Auth-Token; extras ``requests_per_second`` (5) and the
+    common ones (``concurrency`` for the per-campaign statistics fan-out).
+    """
+
+    conn_name_attr = "recreativ_conn_id"
+    default_conn_name = "recreativ_default"
+    conn_type = "recreativ"
+    hook_name = "Recreativ"
+    vendor_name = "Recreativ"
+    default_host = "https://recreativ.com/api"
+    default_requests_per_second = 5.0
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port", "login"],
+            "relabeling": {"host": "API root URL", "password": "Auth-Token"},
+            "placeholders": {
+                "host": cls.default_host,
+                "password": "the key from your Recreativ profile page",
+                "extra": '{"requests_per_second": 5, "concurrency": 4}',
+            },
+        }
+
+    def build_client(self) -> VendorClient:
+        token = self.secret("password", "Recreativ Auth-Token")
+        rps = self.extra_float("requests_per_second", self.default_requests_per_second)
+        return VendorClient(
+            vendor=self.vendor_name,
+            base_url=self.base_url(),
+            auth=StaticHeaderAuth("Auth-Token", token),
+            limiter=shared_limiter("recreativ", token, rps or 5.0),
+            retry=self.retry_policy(),
+            timeout=self.timeout(),
+            headers={"Accept": "application/json", "Content-Type": "application/json; charset=UTF-8"},
+            pool_size=self.concurrency * 2,
+            secrets=[token],
+        )
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        body, _ = self.client.get_json(path, params=dict(params or {}))
+        return body
+
+    def _list(self, path: str, params: Mapping[str, Any] | None = None) -> Records:
+        params = dict(params or {})
+        body = self._get(path, params)
+        source = self.client.describe("GET", path, params)
+        return Records(records_at(body, vendor=self.vendor_name, endpoint=source), source)
+
+    def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        body = self._get(path, params)
+        if not isinstance(body, dict):
+            source = self.client.describe("GET", path, params)
+            raise VendorResponseError(self.vendor_name, source, f"expected a JSON object, got {type(body).__name__}")
+        return body
+
+    # -- user -------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return self._object("/me")
+
+    def users(self) -> Records:
+        """The current account's referrals."""
+        return self._list("/advertiser/users")
+
+    def user(self, user_id: int, *, expand: Literal["campaigns"] | None = None) -> dict[str, Any]:
+        return self._object(f"/advertiser/users/{int(user_id)}", {"expand": expand} if expand else None)
+
+    # -- webmaster ----------------------------------------------------------------------
+
+    def site_categories(self) -> Records:
+        return self._list("/webmaster/categories")
+
+    def sites(self) -> Records:
+        return self._list("/webmaster/sites")
+
+    def site(self, site_id: int, *, expand: Literal["blocks"] | None = None) -> dict[str, Any]:
+        return self._object(f"/webmaster/sites/{int(site_id)}", {"expand": expand} if expand else None)
+
+    def block(self, block_id: int) -> dict[str, Any]:
+        return self._object(f"/webmaster/blocks/{int(block_id)}")
+
+    # -- advertiser ---------------------------------------------------------------------
+
+    def campaign_categories(self) -> Records:
+        return self._list("/advertiser/categories")
+
+    def campaigns(self, ids: Iterable[int] | None = None) -> Records:
+        params = {"filter[id]": ",".join(str(int(i)) for i in ids)} if ids else None
+        return self._list("/advertiser/campaigns", params)
+
+    def campaign(self, campaign_id: int, *, expand: Literal["offers"] | None = None) -> dict[str, Any]:
+        return self._object(f"/advertiser/campaigns/{int(campaign_id)}", {"expand": expand} if expand else None)
+
+    def campaign_offers(self, campaign_id: int) -> Records:
+        """The ads (teasers) of a campaign: ``campaigns/{id}?expand=offers``."""
+        campaign = self.campaign(campaign_id, expand="offers")
+        source = self.client.describe("GET", f"/advertiser/campaigns/{int(campaign_id)}", {"expand": "offers"})
+        return Records(records_at(campaign, "offers", vendor=self.vendor_name, endpoint=source), source)
+
+    def offer(self, offer_id: int) -> dict[str, Any]:
+        return self._object(f"/advertiser/offers/{int(offer_id)}")
+
+    def campaign_statistics(
+        self, date_from: date | str, date_to: date | str, *, ids: Iterable[int] | None = None
+    ) -> Records:
+        """Per campaign and day, ``date_from`` to ``date_to`` inclusive."""
+        params: dict[str, Any] = {"scope": "campaigns", "filter[dateFrom]": _day(date_from), "filter[dateTo]": _day(date_to)}
+        if ids:
+            params["filter[id]"] = ",".join(str(int(i)) for i in ids)
+        return self._list("/advertiser/statistics", params)
+
+    def offer_statistics(
+        self,
+        *,
+        day: date | str | None = None,
+        date_from: date | str | None = None,
+        date_to: date | str | None = None,
+        offer_id: int | None = None,
+        campaign_id: int | None = None,
+    ) -> Records:
+        """Per ad (teaser) and day. ``campaign_id`` needs ``day`` (the API's ``filter[date]``)."""
+        if campaign_id is not None and day is None:
+            raise ValueError("Recreativ's filter[campaignId] requires filter[date]: pass day=")
+        params: dict[str, Any] = {"scope": "offers"}
+        if day is not None:
+            params["filter[date]"] = _day(day)
+        if date_from is not None:
+            params["filter[dateFrom]"] = _day(date_from)
+        if date_to is not None:
+            params["filter[dateTo]"] = _day(date_to)
+        if offer_id is not None:
+            params["filter[id]"] = int(offer_id)
+        if campaign_id is not None:
+            params["filter[campaignId]"] = int(campaign_id)
+        return self._list("/advertiser/statistics", params)
+
+    def ping(self) -> str:
+        me = self.me()
+        return f"Connected to Recreativ as {me.get('username', '?')} (user {me.get('id', '?')})"
+
+
+HOOK = RecreativHook
+RecreativHook.__doc__ = (RecreativHook.__doc__ or "") + "\n\nCommon extras:\n" + "\n".join(
+    f"- ``{k}``: {v}" for k, v in COMMON_EXTRAS.items()
+)

@@ -1,0 +1,285 @@
+"""The HTTP client every vendor hook uses: one session, timeouts, the shared
+rate limit, the retry policy, token refresh on 401 and secret-free messages.
+
+It knows nothing about Airflow, so each piece is tested with a fake server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit, parse_qsl
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from vendorflow.errors import VendorAPIError, VendorResponseError
+from vendorflow.http.ratelimit import RateLimiter
+from vendorflow.http.redact import install_log_redaction, redact_params, redact_text
+from vendorflow.http.retry import RetryableError, RetryPolicy, parse_retry_after
+from vendorflow.http.tokens import TokenManager, mask
+
+log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
+DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read
+
+
+# --- authentication -----------------------------------------------------------------
+
+
+class StaticHeaderAuth(requests.auth.AuthBase):
+    """A fixed secret in a header (Recreativ's ``Auth-Token``)."""
+
+    def __init__(self, header: str, value: str) -> None:
+        self.header, self._value = header, value
+        mask(value)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers[self.header] = self._value
+        return request
+
+    def __repr__(self) -> str:
+        return f"StaticHeaderAuth({self.header!r})"
+
+
+class RefreshableAuth(requests.auth.AuthBase):
+    """Auth whose token comes from a :class:`TokenManager` and is replaced once after a 401."""
+
+    def __init__(self, tokens: TokenManager) -> None:
+        self.tokens = tokens
+
+    def token_in(self, request: requests.PreparedRequest) -> str | None:
+        raise NotImplementedError
+
+    def refresh(self, failed: requests.PreparedRequest) -> None:
+        used = self.token_in(failed)
+        if used:
+            self.tokens.invalidate(used)
+
+
+class BearerAuth(RefreshableAuth):
+    """``Authorization: Bearer <token>``."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.tokens.get()}"
+        return request
+
+    def token_in(self, request: requests.PreparedRequest) -> str | None:
+        header = request.headers.get("Authorization", "")
+        return header[7:] if header.startswith("Bearer ") else None
+
+
+class QueryTokenAuth(RefreshableAuth):
+    """The token as a query parameter (Footprints' ``access_token``). URLs carrying it are never printed."""
+
+    def __init__(self, tokens: TokenManager, param: str = "access_token") -> None:
+        super().__init__(tokens)
+        self.param = param
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.prepare_url(request.url, {self.param: self.tokens.get()})
+        return request
+
+    def token_in(self, request: requests.PreparedRequest) -> str | None:
+        return dict(parse_qsl(urlsplit(request.url or "").query)).get(self.param)
+
+
+# --- responses ----------------------------------------------------------------------
+
+
+def vendor_message(response: requests.Response, secrets: Sequence[str] = ()) -> str:
+    """The vendor's own explanation of an error answer, as short text without secrets."""
+    text = response.text or ""
+    message = ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        parts = []
+        for key in ("name", "error", "message", "messageCode", "error_description", "detail", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value and value not in parts:
+                parts.append(value)
+        meta = body.get("meta")
+        if isinstance(meta, Mapping):  # Allyy's envelope
+            for error in meta.get("errors") or []:
+                if isinstance(error, Mapping):
+                    parts.append(": ".join(str(error[k]) for k in ("code", "message") if error.get(k)))
+            for problem in meta.get("validation") or []:
+                if isinstance(problem, Mapping):
+                    parts.append(": ".join(str(problem[k]) for k in ("property", "message") if problem.get(k)))
+        message = "; ".join(p for p in parts if p)
+    if not message:
+        message = " ".join(text.split())[:300] or response.reason or "no message"
+    return redact_text(message, secrets)
+
+
+def decode_json(response: requests.Response, vendor: str, endpoint: str) -> Any:
+    """The JSON body, or a :class:`VendorResponseError` that says what came instead.
+
+    The body is sniffed rather than trusting ``Content-Type``: Allyy labels JSON
+    ``text/plain``, and a proxy's HTML error page may claim to be JSON.
+    """
+    raw = response.content
+    head = raw[:200].lstrip()
+    content_type = response.headers.get("Content-Type", "unknown")
+    if not head:
+        raise VendorResponseError(vendor, endpoint, f"empty body where JSON was expected (HTTP {response.status_code})")
+    if head.startswith(b"<"):
+        lowered = head[:100].lower()
+        kind = "HTML" if (b"<html" in lowered or b"<!doctype" in lowered) else "XML"
+        snippet = redact_text(" ".join(raw[:120].decode("utf-8", "replace").split()))
+        raise VendorResponseError(
+            vendor, endpoint, f"answered {kind} instead of JSON (Content-Type {content_type}): {snippet!r}"
+        )
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problem = "truncated" if getattr(exc, "pos", 0) >= len(raw.rstrip()) - 1 else "malformed"
+        raise VendorResponseError(
+            vendor, endpoint, f"{problem} JSON body ({len(raw)} bytes, {exc.__class__.__name__}: {exc.args[0]})"
+        ) from None
+
+
+# --- the client ---------------------------------------------------------------------
+
+
+class VendorClient:
+    """Requests to one vendor through one session, rate-limited, retried and refreshed."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        auth: requests.auth.AuthBase | None = None,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        pool_size: int = 16,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        install_log_redaction()
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.secrets = tuple(s for s in secrets if s)
+        for secret in self.secrets:
+            mask(secret)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": "vendorflow/0.1 (+airflow)", **(headers or {})})
+        self.requests_sent = 0
+        self.retries = 0
+
+    # Endpoint text used in every message: method, path and query, secrets masked.
+    def describe(self, method: str, path: str, params: Params = None) -> str:
+        query = urlencode(redact_params(params), safe="[],*:")
+        path = "/" + path.lstrip("/") if not path.startswith("http") else urlsplit(path).path
+        return f"{method.upper()} {path}{'?' + query if query else ''}"
+
+    def url(self, path: str, base_url: str | None = None) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{(base_url or self.base_url).rstrip('/')}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        base_url: str | None = None,
+        auth: requests.auth.AuthBase | None | bool = True,
+        ok: Sequence[int] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one logical request; returns a 2xx response (or one whose status is in ``ok``).
+
+        ``auth=True`` uses the client's auth, ``None``/``False`` sends none, an
+        ``AuthBase`` replaces it for this call (a token endpoint's Basic auth).
+        """
+        endpoint = self.describe(method, path, params)
+        url = self.url(path, base_url)
+        chosen_auth = self.auth if auth is True else (auth or None)
+        kwargs.setdefault("timeout", self.timeout)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.retries += 1
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0
+            log.warning(
+                "%s %s: %s; retry %d of %d in %.1f s",
+                self.vendor, endpoint, error, state.attempt_number, self.retry.attempts - 1, wait,
+            )
+
+        try:
+            for attempt in self.retry.retrying(before_sleep):
+                with attempt:
+                    return self._send(method, url, endpoint, params, chosen_auth, ok, kwargs)
+        except RetryableError as exc:
+            raise VendorAPIError(
+                self.vendor, endpoint, exc.status, f"{exc} (gave up after {self.retry.attempts} attempts)"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        endpoint: str,
+        params: Params,
+        auth: requests.auth.AuthBase | None,
+        ok: Sequence[int],
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        refreshed = False
+        while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            started = time.monotonic()
+            try:
+                self.requests_sent += 1
+                response = self.session.request(method, url, params=params, auth=auth, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # requests' messages quote the full URL, query string and all: never pass them on.
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed or dropped"
+                raise RetryableError(f"{kind} ({exc.__class__.__name__})") from None
+            except requests.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError, ...
+                raise RetryableError(f"answer cut short ({exc.__class__.__name__})") from None
+            log.debug("%s %s -> %s in %.3f s", self.vendor, endpoint, response.status_code, time.monotonic() - started)
+
+            status = response.status_code
+            if status == 401 and isinstance(auth, RefreshableAuth) and not refreshed:
+                refreshed = True
+                auth.refresh(response.request)
+                continue
+            if status == 429 or status >= 500:
+                raise RetryableError(
+                    f"HTTP {status}: {vendor_message(response, self.secrets)}",
+                    status=status,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            if status >= 400 and status not in ok:
+                raise VendorAPIError(self.vendor, endpoint, status, vendor_message(response, self.secrets))
+            return response
+
+    def get_json(self, path: str, *, params: Params = None, **kwargs: Any) -> tuple[Any, requests.Response]:
+        """GET ``path`` and decode its JSON body; returns ``(body, response)`` so headers stay reachable."""
+        response = self.request("GET", path, params=params, **kwargs)
+        return decode_json(response, self.vendor, self.describe("GET", path, params)), response
+
+    def close(self) -> None:
+        self.session.close()

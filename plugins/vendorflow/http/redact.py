@@ -1,0 +1,93 @@
+"""Keep secrets out of anything a human or a log collector may read.
+
+Footprints puts its access token in the query string and Algonomy takes its
+client secret there, so a URL is never printed as is: every URL that reaches a
+message goes through :func:`redact_url` first, and a logging filter scrubs the
+lines urllib3 writes at DEBUG level.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query and form keys whose values are secrets, compared case-insensitively.
+SECRET_KEYS: frozenset[str] = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "token",
+        "client_secret",
+        "secret",
+        "password",
+        "user_password",
+        "pin",
+        "api_key",
+        "apikey",
+        "auth-token",
+        "authorization",
+    }
+)
+MASK = "***"
+
+_QUERY_SECRET = re.compile(
+    r"(?i)(?P<key>(?:%s))=(?P<value>[^&\s\"'#]+)" % "|".join(re.escape(k) for k in sorted(SECRET_KEYS))
+)
+
+
+def is_secret_key(key: str) -> bool:
+    return key.lower() in SECRET_KEYS
+
+
+def redact_params(params: Mapping[str, object] | Iterable[tuple[str, object]] | None) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a query, with secret values masked."""
+    if params is None:
+        return []
+    items = params.items() if isinstance(params, Mapping) else params
+    return [(str(k), MASK if is_secret_key(str(k)) else str(v)) for k, v in items]
+
+
+def redact_url(url: str) -> str:
+    """The URL with user info and secret query values masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = urlencode(redact_params(parse_qsl(parts.query, keep_blank_values=True)), safe="[],*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text with ``key=value`` secrets and any of the given literal secrets masked."""
+    text = _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={MASK}", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message so query-string secrets never reach a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's problem, not a leak
+            return True
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_installed = False
+
+
+def install_log_redaction() -> None:
+    """Scrub the loggers that print request URLs (urllib3 logs them at DEBUG)."""
+    global _installed
+    if _installed:
+        return
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+        logging.getLogger(name).addFilter(RedactingFilter())
+    _installed = True

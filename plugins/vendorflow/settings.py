@@ -1,0 +1,76 @@
+"""Runtime settings, read when a task runs (never at DAG parse time).
+
+Airflow Variables (so also ``AIRFLOW_VAR_*`` environment variables):
+
+- ``data_root``: where datasets live; a local path or an fsspec URL. Default: ``data/`` in the project.
+- ``pii_mode``: ``hmac`` (default) or ``plain``.
+- ``pii_hmac_key``: the secret key for pseudonymising e-mails and phone numbers.
+
+Environment variables, because they configure machinery shared by processes
+that may run before any Variable can be read:
+
+- ``VENDORFLOW_STATE_DIR``: where the rate-limit budgets and token caches shared
+  by the processes of one machine live. Default ``$AIRFLOW_HOME/vendorflow-state``.
+- ``VENDORFLOW_REDIS_URL``: when set, budgets and tokens live in this Redis
+  instead, so several machines share them (the docker-compose deployment sets it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from vendorflow.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_ROOT = PROJECT_ROOT / "data"
+
+PiiMode = Literal["hmac", "plain"]
+
+
+def _variable(key: str, default: str | None = None) -> str | None:
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(key, default=default)
+    except Exception:  # outside Airflow (a unit test, the bench), the environment still answers
+        return os.environ.get(f"AIRFLOW_VAR_{key.upper()}", default)
+
+
+def data_root() -> str:
+    root = _variable("data_root") or str(DEFAULT_DATA_ROOT)
+    return root.rstrip("/") or "/"
+
+
+def pii_mode() -> PiiMode:
+    mode = (_variable("pii_mode") or "hmac").strip().lower()
+    if mode not in ("hmac", "plain"):
+        raise ConfigError(f"Variable pii_mode must be 'hmac' or 'plain', not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def pii_hmac_key() -> bytes:
+    key = _variable("pii_hmac_key")
+    if not key:
+        raise ConfigError(
+            "Variable pii_hmac_key is not set: it keys the HMAC that pseudonymises e-mails and phone "
+            "numbers. Set it (e.g. AIRFLOW_VAR_PII_HMAC_KEY) to a long random secret, or set "
+            "pii_mode=plain to store them in clear."
+        )
+    return key.encode()
+
+
+def state_dir() -> Path:
+    explicit = os.environ.get("VENDORFLOW_STATE_DIR")
+    if explicit:
+        path = Path(explicit)
+    else:
+        airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+        path = Path(airflow_home) / "vendorflow-state"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def redis_url() -> str | None:
+    return os.environ.get("VENDORFLOW_REDIS_URL") or None
