@@ -1,0 +1,44 @@
+"""The environment that runs this project's Airflow locally (demo, ``make airflow``) against the sandbox."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from include.sandbox.connections import environment
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+DATA_ROOT = PROJECT_ROOT / "data"
+
+
+def _demo_key() -> str:
+    """A per-checkout HMAC key for the demo, kept in .airflow/ (never committed)."""
+    path = AIRFLOW_HOME / "demo-pii-hmac-key"
+    if not path.exists():
+        AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def local_environment(sandbox_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+            "AIRFLOW_VAR_DATA_ROOT": env.get("AIRFLOW_VAR_DATA_ROOT", str(DATA_ROOT)),
+            "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY") or _demo_key(),
+            "VENDORFLOW_STATE_DIR": str(AIRFLOW_HOME / "vendorflow-state"),
+            "GX_ANALYTICS_ENABLED": "False",
+            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+        }
+    )
+    env.update(environment(sandbox_url))
+    return env
