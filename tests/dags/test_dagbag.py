@@ -1,0 +1,68 @@
+"""Every DAG file: imports cleanly, has tags, retries and docs, and imports nothing heavy at parse time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
+HEAVY = ("pandas", "pyarrow", "great_expectations", "numpy", "duckdb")
+
+
+@pytest.fixture(scope="module")
+def bag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def test_there_are_dag_files() -> None:
+    assert DAG_FILES, "no DAG files found under dags/"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_without_errors(bag, path: Path) -> None:  # type: ignore[no-untyped-def]
+    errors = {k: v for k, v in bag.import_errors.items() if Path(k).name == path.name}
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_defines_the_dag_it_is_named_after(bag, path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert path.stem in bag.dag_ids, f"{path.name} should define dag_id {path.stem!r}; found {sorted(bag.dag_ids)}"
+
+
+def test_every_dag_has_tags_retries_and_docs(bag) -> None:  # type: ignore[no-untyped-def]
+    for dag_id in bag.dag_ids:
+        dag = bag.dags[dag_id]
+        assert dag.tags, f"{dag_id} has no tags"
+        assert "vendorflow" in dag.tags, f"{dag_id} is not tagged 'vendorflow'"
+        assert dag.doc_md and len(dag.doc_md) > 80, f"{dag_id} has no real doc_md"
+        for task in dag.tasks:
+            assert task.retries and task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parsing_imports_no_heavy_library(path: Path) -> None:
+    """Parse the file in a fresh interpreter after importing airflow.sdk (parse *time* is measured by bench/dag_parse.py)."""
+    probe = f"""
+import importlib.util, json, sys, time
+import airflow.sdk  # the DAG files' own import; its cost is Airflow's, not ours
+before = set(sys.modules)
+start = time.perf_counter()
+spec = importlib.util.spec_from_file_location("dag_under_test", {str(path)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+seconds = time.perf_counter() - start
+heavy = sorted({{m.split(".")[0] for m in set(sys.modules) - before}} & set({HEAVY!r}))
+print(json.dumps({{"seconds": seconds, "heavy": heavy}}))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")])}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == [], f"parsing {path.name} imported {result['heavy']}"
