@@ -1,0 +1,77 @@
+"""The shared budget: evenly spaced slots, reserved atomically by threads and processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vendorflow.http.ratelimit import FileSlotStore, RateLimiter, budget_key
+
+
+def test_budget_key_is_stable_and_hides_the_credential() -> None:
+    key = budget_key("recreativ", "super-secret-token")
+    assert key == budget_key("recreativ", "super-secret-token")
+    assert key != budget_key("recreativ", "other-token") != budget_key("algonomy", "super-secret-token")
+    assert "secret" not in key and key.startswith("recreativ-")
+
+
+def test_reservations_are_spaced_by_the_interval(tmp_path: Path) -> None:
+    store = FileSlotStore(tmp_path / "b.next")
+    waits = [store.reserve(100_000) for _ in range(5)]  # 0.1 s apart, reserved at once
+    assert waits[0] == pytest.approx(0, abs=0.01)
+    for previous, current in zip(waits, waits[1:]):
+        assert current - previous == pytest.approx(0.1, abs=0.01)
+
+
+def test_an_idle_budget_does_not_bank_a_burst(tmp_path: Path) -> None:
+    store = FileSlotStore(tmp_path / "b.next")
+    store.reserve(10_000)
+    time.sleep(0.05)  # idle for five intervals
+    assert store.reserve(10_000) == pytest.approx(0, abs=0.005)
+    assert store.reserve(10_000) == pytest.approx(0.01, abs=0.005)  # no saved-up credit
+
+
+def test_limiter_validates_its_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter("k", 0, store=FileSlotStore(tmp_path / "x"))
+    with pytest.raises(ValueError):
+        RateLimiter("k", 5, safety=1.5, store=FileSlotStore(tmp_path / "x"))
+    limiter = RateLimiter("k", 5, safety=0.97, store=FileSlotStore(tmp_path / "x"))
+    assert limiter.interval_us == round(1e6 / 4.85)
+
+
+def _reserve_many(path: str, count: int, out: "multiprocessing.Queue[list[float]]") -> None:
+    store = FileSlotStore(Path(path))
+    starts = []
+    for _ in range(count):
+        wait = store.reserve(50_000)
+        starts.append(time.time() + wait)
+    out.put(starts)
+
+
+def test_threads_and_processes_share_one_schedule(tmp_path: Path) -> None:
+    """Slots reserved by 2 processes x 3 threads never collide: all starts are >= one interval apart."""
+    path = str(tmp_path / "shared.next")
+    queue: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+    processes = [multiprocessing.Process(target=_reserve_many, args=(path, 20, queue)) for _ in range(2)]
+    thread_starts: list[list[float]] = []
+
+    def in_thread() -> None:
+        local: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+        _reserve_many(path, 20, local)
+        thread_starts.append(local.get())
+
+    threads = [threading.Thread(target=in_thread) for _ in range(3)]
+    for worker in (*processes, *threads):
+        worker.start()
+    starts = [queue.get(timeout=30) for _ in processes]
+    for worker in (*processes, *threads):
+        worker.join(timeout=30)
+    every = sorted(s for group in (*starts, *thread_starts) for s in group)
+    assert len(every) == 100
+    gaps = [b - a for a, b in zip(every, every[1:])]
+    assert min(gaps) >= 0.05 - 0.002  # clocks read a moment apart; never two slots in one interval
