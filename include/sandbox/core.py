@@ -11,7 +11,8 @@ skipping ``after`` matches):
 - ``slow``: wait ``delay`` seconds before answering normally;
 - ``malformed``: answer 200 with a broken body, ``variant`` one of ``html``,
   ``xml``, ``truncated``, ``wrong_type`` (``field`` becomes a string),
-  ``missing_key`` (``field`` removed), ``not_a_list``.
+  ``missing_key`` (``field`` removed), ``not_a_list``, ``duplicate`` (the
+  first record of the first list is served twice).
 """
 
 from __future__ import annotations
@@ -216,6 +217,22 @@ def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
         return body, "application/json"
     if fault.variant == "not_a_list":
         return json.dumps({"unexpected": data}).encode(), "application/json"
+    if fault.variant == "duplicate":
+        # The same record twice, as a vendor's paging bug would serve it.
+        def first_list(value: Any) -> list[Any] | None:
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return value
+            children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+            for inner in children:
+                found = first_list(inner)
+                if found is not None:
+                    return found
+            return None
+
+        records = first_list(data)
+        if records:
+            records.append(dict(records[0]))
+        return json.dumps(data).encode(), "application/json"
 
     def first_record(value: Any) -> dict[str, Any] | None:
         if isinstance(value, dict):

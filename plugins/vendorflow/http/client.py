@@ -141,10 +141,20 @@ def decode_json(response: requests.Response, vendor: str, endpoint: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        problem = "truncated" if getattr(exc, "pos", 0) >= len(raw.rstrip()) - 1 else "malformed"
-        raise VendorResponseError(
-            vendor, endpoint, f"{problem} JSON body ({len(raw)} bytes, {exc.__class__.__name__}: {exc.args[0]})"
-        ) from None
+        raise VendorResponseError(vendor, endpoint, _json_problem(raw, exc)) from None
+
+
+def _json_problem(raw: bytes, error: ValueError) -> str:
+    """Say whether a body that is not JSON was cut short (a prefix of a document) or is just malformed."""
+    text = raw.decode("utf-8", "replace").rstrip()
+    position = getattr(error, "pos", None)
+    message = getattr(error, "msg", str(error))
+    cut_short = isinstance(error, UnicodeDecodeError) or message.startswith("Unterminated string") or (
+        position is not None and position >= len(text) - 1
+    )
+    kind = "truncated" if cut_short else "malformed"
+    where = f" at character {position}" if position is not None else ""
+    return f"{kind} JSON body ({len(raw)} bytes; {message}{where})"
 
 
 # --- the client ---------------------------------------------------------------------
