@@ -3,8 +3,8 @@ limits, latency and fault injection, as one ASGI middleware in front of every
 vendor app.
 
 Faults are queued with ``POST /_sandbox/faults`` and consumed by matching
-requests (vendor, optional path prefix, optional method, ``count`` times after
-skipping ``after`` matches):
+requests (vendor, optional path prefix, optional method, optional ``query``
+substring, ``count`` times after skipping ``after`` matches):
 
 - ``status``: answer ``status`` (429 or 5xx) with an optional ``Retry-After``;
 - ``drop``: send the headers and half the body, then close the connection;
@@ -25,7 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
 Scope = dict[str, Any]
@@ -63,6 +63,7 @@ class Fault:
     kind: str  # status | drop | slow | malformed
     path: str | None = None
     method: str | None = None
+    query: str | None = None  # a substring of the raw query string, e.g. "scope=campaigns"
     status: int = 503
     retry_after: float | None = None
     delay: float = 0.0
@@ -72,11 +73,12 @@ class Fault:
     after: int = 0
     served: int = 0
 
-    def matches(self, vendor: str, method: str, path: str) -> bool:
+    def matches(self, vendor: str, method: str, path: str, query: str = "") -> bool:
         return (
             self.vendor == vendor
             and (self.path is None or path.startswith(self.path))
             and (self.method is None or self.method.upper() == method)
+            and (self.query is None or self.query in query)
         )
 
 
@@ -138,10 +140,10 @@ class SandboxState:
                     best = vendor
         return best
 
-    def take_fault(self, vendor: str, method: str, path: str) -> Fault | None:
+    def take_fault(self, vendor: str, method: str, path: str, query: str = "") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.count > 0 and fault.matches(vendor, method, path):
+                if fault.count > 0 and fault.matches(vendor, method, path, query):
                     if fault.after > 0:
                         fault.after -= 1
                         continue
@@ -288,7 +290,7 @@ class SandboxMiddleware:
             await send(message)
 
         try:
-            fault = self.state.take_fault(vendor.name, method, sub_path)
+            fault = self.state.take_fault(vendor.name, method, sub_path, unquote(seen.query))
             if fault is not None:
                 seen.fault = fault.kind if fault.kind != "status" else f"status {fault.status}"
             if fault is not None and fault.kind == "status":
