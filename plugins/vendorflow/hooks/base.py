@@ -1,5 +1,8 @@
 """What every vendor hook shares: a lazily read connection, typed extras, one
-client (session, limiter, retry) per hook, and a ``test_connection`` that never raises."""
+client (session, limiter, retry) per hook, and a ``test_connection`` that never raises.
+
+The connection forms (labels, hidden fields, typed extras) are declared in
+:mod:`vendorflow.provider`, not in the hooks."""
 
 from __future__ import annotations
 
@@ -12,18 +15,6 @@ from airflow.sdk import BaseHook
 from vendorflow.errors import ConfigError
 from vendorflow.http.client import DEFAULT_TIMEOUT, VendorClient
 from vendorflow.http.retry import RetryPolicy
-
-# Extras every vendor connection understands (besides its own).
-COMMON_EXTRAS = {
-    "requests_per_second": "the vendor's request budget for this credential, shared by all processes",
-    "timeout": "seconds to wait for an answer (default 60)",
-    "connect_timeout": "seconds to wait for a connection (default 10)",
-    "retries": "attempts per request for 429, 5xx and dropped connections (default 6)",
-    "backoff_seconds": "first backoff before jitter, doubled each retry (default 1)",
-    "max_backoff_seconds": "cap of the exponential backoff (default 60)",
-    "concurrency": "requests in flight at once where an extraction can fan out",
-}
-
 
 class VendorHook(BaseHook):
     """Base of the five vendor hooks; subclasses set the class attributes and build the client."""
@@ -58,7 +49,9 @@ class VendorHook(BaseHook):
             raise ConfigError(f"Connection {self.conn_id!r}: extra is not valid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise ConfigError(f"Connection {self.conn_id!r}: extra must be a JSON object")
-        return value
+        # Older UIs store form fields as ``extra__<type>__<name>``; both spellings mean the same.
+        prefix = f"extra__{self.conn_type}__"
+        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in value.items()}
 
     def config_error(self, problem: str) -> ConfigError:
         return ConfigError(f"Connection {self.conn_id!r} ({self.vendor_name}): {problem}")

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from vendorflow.datasets.spec import Records
 from vendorflow.errors import VendorResponseError
-from vendorflow.hooks.base import COMMON_EXTRAS, VendorHook
+from vendorflow.hooks.base import VendorHook
 from vendorflow.http.client import StaticHeaderAuth, VendorClient
 from vendorflow.http.paginate import records_at
 from vendorflow.http.ratelimit import shared_limiter
@@ -28,7 +28,8 @@ class RecreativHook(VendorHook):
 
     Connection: ``host`` the API root (``https://recreativ.com/api``),
     ``password`` the Auth-Token; extras ``requests_per_second`` (5) and the
-    common ones (``concurrency`` for the per-campaign statistics fan-out).
+    common ones (``concurrency`` for the per-campaign statistics fan-out). The
+    connection form is declared in :mod:`vendorflow.provider`.
     """
 
     conn_name_attr = "recreativ_conn_id"
@@ -38,18 +39,6 @@ class RecreativHook(VendorHook):
     vendor_name = "Recreativ"
     default_host = "https://recreativ.com/api"
     default_requests_per_second = 5.0
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "API root URL", "password": "Auth-Token"},
-            "placeholders": {
-                "host": cls.default_host,
-                "password": "the key from your Recreativ profile page",
-                "extra": '{"requests_per_second": 5, "concurrency": 4}',
-            },
-        }
 
     def build_client(self) -> VendorClient:
         token = self.secret("password", "Recreativ Auth-Token")
@@ -172,6 +161,3 @@ class RecreativHook(VendorHook):
 
 
 HOOK = RecreativHook
-RecreativHook.__doc__ = (RecreativHook.__doc__ or "") + "\n\nCommon extras:\n" + "\n".join(
-    f"- ``{k}``: {v}" for k, v in COMMON_EXTRAS.items()
-)
