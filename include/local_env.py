@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from include.sandbox.connections import environment
@@ -38,6 +39,8 @@ def local_environment(sandbox_url: str) -> dict[str, str]:
             "VENDORFLOW_STATE_DIR": str(AIRFLOW_HOME / "vendorflow-state"),
             "GX_ANALYTICS_ENABLED": "False",
             "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+            # `airflow standalone` starts its components as `airflow ...` commands: the virtualenv's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
     )
     env.update(environment(sandbox_url))
