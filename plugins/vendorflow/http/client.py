@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -191,8 +192,21 @@ class VendorClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": "vendorflow/0.1 (+airflow)", **(headers or {})})
-        self.requests_sent = 0
-        self.retries = 0
+        self._counts = {"requests": 0, "retries": 0}
+        self._counts_lock = threading.Lock()
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests put on the wire by this client (retries included); thread-safe."""
+        return self._counts["requests"]
+
+    @property
+    def retries(self) -> int:
+        return self._counts["retries"]
+
+    def _count(self, what: str) -> None:
+        with self._counts_lock:
+            self._counts[what] += 1
 
     # Endpoint text used in every message: method, path and query, secrets masked.
     def describe(self, method: str, path: str, params: Params = None) -> str:
@@ -227,7 +241,7 @@ class VendorClient:
         kwargs.setdefault("timeout", self.timeout)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            self.retries += 1
+            self._count("retries")
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0
             log.warning(
@@ -261,7 +275,7 @@ class VendorClient:
                 self.limiter.acquire()
             started = time.monotonic()
             try:
-                self.requests_sent += 1
+                self._count("requests")
                 response = self.session.request(method, url, params=params, auth=auth, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # requests' messages quote the full URL, query string and all: never pass them on.
