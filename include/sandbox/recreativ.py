@@ -5,6 +5,8 @@
   the documented 401 body.
 - JSON by default, XML when the ``Accept`` header asks for ``application/xml``.
 - 429 above ``rate_limit`` (5) requests per second per token, in any sliding second.
+- Lists are not paged unless ``page_size`` is configured (then Yii2's
+  ``X-Pagination-*`` headers and ``page`` parameter, as a Yii2 deployment would).
 - Data: ``campaigns`` campaigns (default 50), each with 2-6 ads; statistics are
   a pure function of (ad, date), and campaign statistics are the sum of their
   ads', so a test can check any day's rows independently.
@@ -147,12 +149,29 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         return World(campaigns=int(config.get("campaigns", DEFAULT_CAMPAIGNS)))
 
     def answer(request: Request, body: Any, status: int = 200) -> Response:
+        headers: dict[str, str] = {}
+        page_size = config.get("page_size")
+        if page_size and isinstance(body, list) and status == 200:
+            # Yii2's REST paging, off by default (the docs describe none): `page_size` turns it on.
+            size = int(page_size)
+            total = len(body)
+            pages = max(1, -(-total // size))
+            page = min(max(1, int(request.query_params.get("page", "1") or 1)), pages)
+            body = body[(page - 1) * size : page * size]
+            headers = {
+                "X-Pagination-Total-Count": str(total),
+                "X-Pagination-Page-Count": str(pages),
+                "X-Pagination-Current-Page": str(page),
+                "X-Pagination-Per-Page": str(size),
+            }
         accept = request.headers.get("accept", "")
         if "xml" in accept and "json" not in accept:
-            return Response(to_xml(body), status_code=status, media_type="application/xml; charset=UTF-8")
+            return Response(to_xml(body), status_code=status, media_type="application/xml; charset=UTF-8", headers=headers)
         import json
 
-        return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json; charset=UTF-8")
+        return Response(
+            json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json; charset=UTF-8", headers=headers
+        )
 
     def not_found(request: Request, what: str) -> Response:
         return answer(request, _error("Not Found", f"Object not found: {what}", 404), 404)

@@ -71,6 +71,14 @@ def test_every_documented_read_endpoint(conn: dict[str, Any]) -> None:
     assert "filter[campaignId]=1001" in by_campaign.source
 
 
+def test_yii2_paged_lists_are_read_to_the_end(sandbox: Sandbox, conn: dict[str, Any]) -> None:
+    sandbox.configure("recreativ", page_size=7)
+    first_page = raw(conn, "/advertiser/campaigns")
+    assert len(first_page.json()) == 7 and first_page.headers["X-Pagination-Page-Count"] == "8"
+    campaigns = RecreativHook().campaigns()
+    assert [c["id"] for c in campaigns] == list(range(1001, 1051))
+
+
 def test_xml_is_served_when_asked_and_json_otherwise(conn: dict[str, Any]) -> None:
     as_json = raw(conn, "/advertiser/campaigns", {"filter[id]": "1001"}).json()
     as_xml = ET.fromstring(raw(conn, "/advertiser/campaigns", {"filter[id]": "1001"}, accept="application/xml").content)
@@ -129,29 +137,29 @@ def _throttled(requests_seen: list[dict[str, Any]]) -> int:
 def test_throttling_and_server_errors_are_retried(sandbox: Sandbox, conn: dict[str, Any], status: int) -> None:
     sandbox.fault("recreativ", "status", status=status, retry_after=0.3, path="/advertiser/campaigns", count=2)
     assert len(RecreativHook().campaigns()) == 50
-    seen = _requests(sandbox, "/advertiser/campaigns")
+    seen = _requests(sandbox, "/advertiser/campaigns", token=conn["password"])
     assert [r["status"] for r in seen] == [status, status, 200]
     assert seen[1]["t"] - seen[0]["t"] >= 0.3  # Retry-After honoured
     assert seen[2]["t"] - seen[1]["t"] >= 0.3
 
 
 def test_dropped_connections_and_slow_answers_are_retried(sandbox: Sandbox, connect, state_dir) -> None:  # type: ignore[no-untyped-def]
-    connect("recreativ", timeout=0.5, **FAST_RETRY)
+    conn = connect("recreativ", timeout=0.5, **FAST_RETRY)
     sandbox.fault("recreativ", "drop", path="/advertiser/campaigns")
     sandbox.fault("recreativ", "slow", delay=2.0, path="/advertiser/categories")
     hook = RecreativHook()
     assert len(hook.campaigns()) == 50
     assert hook.campaign_categories()
-    assert [r["status"] for r in _requests(sandbox, "/advertiser/campaigns")] == [200, 200]  # the first cut short
+    assert [r["status"] for r in _requests(sandbox, "/advertiser/campaigns", token=conn["password"])] == [200, 200]  # the first cut short
     assert hook.client.retries == 2  # one after the drop, one after the read timeout
 
 
 def test_retries_end_with_the_vendors_answer(sandbox: Sandbox, connect, state_dir) -> None:  # type: ignore[no-untyped-def]
-    connect("recreativ", retries=3, **FAST_RETRY)
+    conn = connect("recreativ", retries=3, **FAST_RETRY)
     sandbox.fault("recreativ", "status", status=503, path="/me", count=10)
     with pytest.raises(VendorAPIError, match="Recreativ GET /me: HTTP 503: .*gave up after 3 attempts"):
         RecreativHook().me()
-    assert len(_requests(sandbox, "/me")) == 3
+    assert len(_requests(sandbox, "/me", token=conn["password"])) == 3
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,9 @@ from vendorflow.http.paginate import records_at
 from vendorflow.http.ratelimit import shared_limiter
 
 
+PAGE_COUNT_HEADER = "X-Pagination-Page-Count"
+
+
 def _day(value: date | str) -> str:
     return value.isoformat() if isinstance(value, date) else date.fromisoformat(str(value)).isoformat()
 
@@ -62,10 +65,23 @@ class RecreativHook(VendorHook):
         return body
 
     def _list(self, path: str, params: Mapping[str, Any] | None = None) -> Records:
+        """A list endpoint's records. The docs describe no paging, but Recreativ is a Yii2 API: if an
+        answer carries Yii2's ``X-Pagination-Page-Count``, the remaining pages are fetched too, so a
+        paged deployment cannot silently cut a list short."""
         params = dict(params or {})
-        body = self._get(path, params)
         source = self.client.describe("GET", path, params)
-        return Records(records_at(body, vendor=self.vendor_name, endpoint=source), source)
+        body, response = self.client.get_json(path, params=params)
+        records = Records(records_at(body, vendor=self.vendor_name, endpoint=source), source)
+        page_count = response.headers.get(PAGE_COUNT_HEADER)
+        try:
+            pages = int(page_count) if page_count else 1
+        except ValueError:
+            raise VendorResponseError(self.vendor_name, source, f"{PAGE_COUNT_HEADER} is {page_count!r}") from None
+        for page in range(2, pages + 1):
+            paged = {**params, "page": page}
+            body, _ = self.client.get_json(path, params=paged)
+            records.extend(records_at(body, vendor=self.vendor_name, endpoint=self.client.describe("GET", path, paged)))
+        return records
 
     def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         body = self._get(path, params)
