@@ -202,6 +202,18 @@ async def _send_simple(send: Send, status: int, headers: Mapping[str, str], body
     await send({"type": "http.response.body", "body": body})
 
 
+def _first(value: Any, wanted: Callable[[Any], bool]) -> Any:
+    """The first node of a JSON document (depth first, in order) that ``wanted`` accepts."""
+    if wanted(value):
+        return value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        found = _first(child, wanted)
+        if found is not None:
+            return found
+    return None
+
+
 def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
     """A broken version of a JSON body, and its content type."""
     if fault.variant == "html":
@@ -221,38 +233,19 @@ def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
         return json.dumps({"unexpected": data}).encode(), "application/json"
     if fault.variant == "duplicate":
         # The same record twice, as a vendor's paging bug would serve it.
-        def first_list(value: Any) -> list[Any] | None:
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                return value
-            children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
-            for inner in children:
-                found = first_list(inner)
-                if found is not None:
-                    return found
-            return None
-
-        records = first_list(data)
+        records = _first(data, lambda v: isinstance(v, list) and bool(v) and isinstance(v[0], dict))
         if records:
             records.append(dict(records[0]))
         return json.dumps(data).encode(), "application/json"
 
-    def first_record(value: Any) -> dict[str, Any] | None:
-        if isinstance(value, dict):
-            if fault.field and fault.field in value:
-                return value
-            for inner in value.values():
-                found = first_record(inner)
-                if found is not None:
-                    return found
-            return value if not fault.field else None
-        if isinstance(value, list):
-            for inner in value:
-                found = first_record(inner)
-                if found is not None:
-                    return found
-        return None
+    def is_target(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        if fault.field:
+            return fault.field in value
+        return not any(isinstance(v, (dict, list)) for v in value.values())  # a flat record
 
-    record = first_record(data)
+    record = _first(data, is_target)
     if record is not None:
         key = fault.field or next(iter(record), None)
         if key is not None and key in record:

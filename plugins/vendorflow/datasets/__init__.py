@@ -6,21 +6,14 @@ first use, so declaring a new vendor needs no change here.
 
 from __future__ import annotations
 
-import importlib
-
+from vendorflow._modules import vendor_module
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
 
 __all__ = ["Column", "DatasetSpec", "Expect", "ExtractContext", "Records", "param", "get", "for_vendor"]
 
 
 def for_vendor(vendor: str) -> tuple[DatasetSpec, ...]:
-    try:
-        module = importlib.import_module(f"{__name__}.{vendor}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__name__}.{vendor}":
-            raise KeyError(f"no datasets are declared for vendor {vendor!r}") from None
-        raise
-    return tuple(module.DATASETS)
+    return tuple(vendor_module(__name__, vendor, "datasets are declared").DATASETS)
 
 
 def get(key: str) -> DatasetSpec:

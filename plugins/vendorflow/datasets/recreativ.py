@@ -50,6 +50,14 @@ def extract_offer_statistics(ctx: ExtractContext) -> Iterator[Records]:
 
 _NON_NEGATIVE = ("views", "clicks", "money")
 
+# What both statistics scopes report per row, after their ids.
+_MEASURES = (
+    Column("date", "date", required=True, nullable=False),
+    Column("views", "int64", required=True),
+    Column("clicks", "int64", required=True),
+    Column("money", "decimal", required=True),
+)
+
 
 def _statistics_expectations() -> tuple[Expect, ...]:
     return (
@@ -83,13 +91,7 @@ CAMPAIGN_STATISTICS = DatasetSpec(
     vendor="recreativ",
     name="campaign_statistics",
     description="Views, clicks and spend per campaign on the logical date (scope=campaigns).",
-    columns=(
-        Column("campaign_id", "int64", source="campaignId", required=True, nullable=False),
-        Column("date", "date", required=True, nullable=False),
-        Column("views", "int64", required=True),
-        Column("clicks", "int64", required=True),
-        Column("money", "decimal", required=True),
-    ),
+    columns=(Column("campaign_id", "int64", source="campaignId", required=True, nullable=False), *_MEASURES),
     key=("campaign_id", "date"),
     expectations=_statistics_expectations(),
     extract=extract_campaign_statistics,
@@ -102,10 +104,7 @@ OFFER_STATISTICS = DatasetSpec(
     columns=(
         Column("offer_id", "int64", source="offerId", required=True, nullable=False),
         Column("campaign_id", "int64", source="campaignId", required=True, nullable=False),
-        Column("date", "date", required=True, nullable=False),
-        Column("views", "int64", required=True),
-        Column("clicks", "int64", required=True),
-        Column("money", "decimal", required=True),
+        *_MEASURES,
     ),
     key=("offer_id", "date"),
     expectations=_statistics_expectations(),

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from vendorflow._modules import vendor_module
 
 
 def hook_class(kind: str) -> type[Any]:
-    try:
-        module = importlib.import_module(f"{__name__}.{kind}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__name__}.{kind}":
-            raise KeyError(f"no hook for vendor {kind!r}") from None
-        raise
-    return module.HOOK
+    return vendor_module(__name__, kind, "hook").HOOK
 
 
 def get_hook(kind: str, conn_id: str | None = None) -> Any:
