@@ -22,9 +22,21 @@ from include.local_env import AIRFLOW_HOME, PROJECT_ROOT, local_environment
 from include.sandbox.control import running_sandbox
 
 # (dag_id, conf) in the order they run: producers before the DAGs their assets trigger.
+# A DAG runs when its file ``dags/<dag_id>.py`` exists.
 DEMO_RUNS: list[tuple[str, dict[str, Any] | None]] = [
     ("recreativ_statistics", None),
+    ("footprints_leads", None),
+    ("footprints_loyalty", None),
+    ("recomendo_usage", None),
+    ("recomendo_training", None),
+    ("allyy_models", None),
+    ("allyy_upload", None),
+    ("algonomy_optout", {"user_ids": ["demo-user-1", "demo-user-2", "demo-user-3"]}),
 ]
+
+
+def installed_runs() -> list[tuple[str, dict[str, Any] | None]]:
+    return [(dag_id, conf) for dag_id, conf in DEMO_RUNS if (PROJECT_ROOT / "dags" / f"{dag_id}.py").exists()]
 
 _STATE = re.compile(r"DagRun Finished: .*?state=(\w+)")
 
@@ -84,7 +96,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=PROJECT_ROOT,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         failures = 0
-        for dag_id, conf in DEMO_RUNS:
+        for dag_id, conf in installed_runs():
             if args.only and dag_id not in args.only:
                 continue
             print(f"  {dag_id:<24} running ...", end="", flush=True)

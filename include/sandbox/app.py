@@ -1,7 +1,7 @@
 """The sandbox application: every vendor under its prefix, plus the control API under ``/_sandbox``.
 
-Vendors are listed in :data:`VENDOR_MODULES`; each module exposes
-``vendor() -> Vendor``. Control API (JSON):
+Every module of this package that defines ``vendor() -> Vendor`` is a vendor
+(:data:`VENDOR_MODULES`), so a new vendor is one new module. Control API (JSON):
 
 - ``GET  /_sandbox/health``
 - ``POST /_sandbox/reset``: forget faults, counters, windows; restore every vendor's config
@@ -16,6 +16,7 @@ Vendors are listed in :data:`VENDOR_MODULES`; each module exposes
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -23,7 +24,21 @@ from fastapi import Body, FastAPI, HTTPException
 
 from include.sandbox.core import Fault, SandboxMiddleware, SandboxState
 
-VENDOR_MODULES = ("recreativ",)
+_MACHINERY = frozenset({"app", "connections", "control", "core"})
+
+
+def _vendor_modules() -> tuple[str, ...]:
+    package = importlib.import_module("include.sandbox")
+    names = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("_") or info.name in _MACHINERY:
+            continue
+        if hasattr(importlib.import_module(f"include.sandbox.{info.name}"), "vendor"):
+            names.append(info.name)
+    return tuple(sorted(names))
+
+
+VENDOR_MODULES: tuple[str, ...] = _vendor_modules()
 
 
 def create_app() -> Any:
