@@ -228,17 +228,22 @@ class VendorClient:
         base_url: str | None = None,
         auth: requests.auth.AuthBase | None | bool = True,
         ok: Sequence[int] = (),
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one logical request; returns a 2xx response (or one whose status is in ``ok``).
 
         ``auth=True`` uses the client's auth, ``None``/``False`` sends none, an
         ``AuthBase`` replaces it for this call (a token endpoint's Basic auth).
+        ``retry`` replaces the client's policy for this call: a request that is
+        not idempotent (an upload) may need to check what arrived before it is
+        sent again.
         """
         endpoint = self.describe(method, path, params)
         url = self.url(path, base_url)
         chosen_auth = self.auth if auth is True else (auth or None)
         kwargs.setdefault("timeout", self.timeout)
+        policy = retry or self.retry
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             self._count("retries")
@@ -246,16 +251,16 @@ class VendorClient:
             wait = state.next_action.sleep if state.next_action else 0
             log.warning(
                 "%s %s: %s; retry %d of %d in %.1f s",
-                self.vendor, endpoint, error, state.attempt_number, self.retry.attempts - 1, wait,
+                self.vendor, endpoint, error, state.attempt_number, policy.attempts - 1, wait,
             )
 
         try:
-            for attempt in self.retry.retrying(before_sleep):
+            for attempt in policy.retrying(before_sleep):
                 with attempt:
                     return self._send(method, url, endpoint, params, chosen_auth, ok, kwargs)
         except RetryableError as exc:
             raise VendorAPIError(
-                self.vendor, endpoint, exc.status, f"{exc} (gave up after {self.retry.attempts} attempts)"
+                self.vendor, endpoint, exc.status, f"{exc} (gave up after {policy.attempts} attempts)"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -113,6 +113,49 @@ class PageNumberPaginator(Paginator):
         params[self.page_param] = self.page_number
 
 
+@dataclass
+class OffsetPaginator(Paginator):
+    """``take``/``skip`` paging (Allyy): skip by the records received until the vendor's total is reached.
+
+    ``total_records_key`` names the body field with the total (``totalItemsCount``);
+    without it, an empty page ends the listing. A page shorter than ``take`` is
+    not the end: the server may cap ``take`` without saying so.
+    """
+
+    take_param: str = "take"
+    skip_param: str = "skip"
+    take: int = 100
+    total_records_key: str | None = None
+    max_pages: int = 100_000
+    skip: int = field(default=0, init=False)
+
+    def init_request(self, params: MutableMapping[str, Any]) -> None:
+        self.has_next_page = True
+        self.page_number = 1
+        self.skip = 0
+        params[self.take_param] = self.take
+        params[self.skip_param] = self.skip
+
+    def update_state(self, response: requests.Response | None, body: Any, records: list[Any]) -> None:
+        self.skip += len(records)
+        if self.total_records_key and isinstance(body, Mapping):
+            self.total_records = _int_or_none(body.get(self.total_records_key))
+        if self.total_records is not None:
+            self.has_next_page = self.skip < self.total_records
+            if self.has_next_page and not records:
+                raise PaginationError(
+                    f"page {self.page_number} is empty after {self.skip} of the {self.total_records} records the vendor announced"
+                )
+        else:
+            self.has_next_page = bool(records)
+        if self.page_number >= self.max_pages:
+            self.has_next_page = False
+
+    def update_request(self, params: MutableMapping[str, Any]) -> None:
+        self.page_number += 1
+        params[self.skip_param] = self.skip
+
+
 def records_at(body: Any, key: str | None = None, *, vendor: str, endpoint: str) -> list[Mapping[str, Any]]:
     """The list of records in a body (at ``key`` when the list is wrapped), checked to be objects."""
     value = body
