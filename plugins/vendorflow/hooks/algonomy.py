@@ -1,0 +1,193 @@
+"""Algonomy (RichRelevance) Profile Command API: opting users out of personalisation, for good.
+
+OAuth2 client credentials (``POST /profile-command/v1/oauth2/token``, the
+credentials in the query string as documented, or in a form body), then
+``PUT /profile-command/v1/{apiKey}/optOut/{userId}`` with the bearer token.
+The token lives 8 hours; it is cached (shared by every task and process of
+one credential) and refreshed before it expires and once after a 401. The
+documented limit, 100 user id updates per second, is one budget per client
+credential shared by every thread, process and worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from vendorflow.errors import VendorResponseError
+from vendorflow.hooks.base import VendorHook
+from vendorflow.http.client import BearerAuth, VendorClient, decode_json
+from vendorflow.http.ratelimit import budget_key, shared_limiter
+from vendorflow.http.tokens import TokenManager
+
+TOKEN_PATH = "/profile-command/v1/oauth2/token"
+OPT_OUT_BODY: dict[str, Any] = {"type": "optOut", "enableOptOut": True}
+
+# The docs say only "userId: a string path parameter". A user id becomes one path
+# segment, so it may not contain "/" (proxies decode %2F), whitespace or control
+# characters, and may not be "." or "..". The length cap is ours, not the vendor's:
+# it catches a whole CSV line or a pasted paragraph taken for an id.
+MAX_USER_ID_LENGTH = 256
+_BAD_CHARACTER = re.compile(r"[\s/\\\x00-\x1f\x7f]")
+
+
+def user_id_problem(value: Any) -> str | None:
+    """Why ``value`` (already trimmed) cannot be sent as a user id, or ``None`` if it can."""
+    if not isinstance(value, str):
+        return f"must be text, not {type(value).__name__}"
+    if not value:
+        return "is empty"
+    if len(value) > MAX_USER_ID_LENGTH:
+        return f"is {len(value)} characters long (at most {MAX_USER_ID_LENGTH})"
+    if value in (".", ".."):
+        return "is not a user id"
+    bad = _BAD_CHARACTER.search(value)
+    if bad:
+        return f"contains {bad.group()!r} at position {bad.start() + 1} (no spaces, slashes or control characters)"
+    return None
+
+
+@dataclass(frozen=True)
+class OptOutAnswer:
+    """Algonomy's acceptance of one opt-out: when, the HTTP status and the body it answered."""
+
+    user_id: str
+    status: int
+    body: Any
+    accepted_at: datetime
+
+
+class AlgonomyHook(VendorHook):
+    """Opts users out through Algonomy's Profile Command API.
+
+    Connection: ``host`` the gateway (``https://gateway.richrelevance.com``, or
+    the QA/staging gateway; tokens are valid only where issued), ``login`` the
+    client id, ``password`` the client secret; extras ``api_key`` (required),
+    ``requests_per_second`` (100), ``token_request`` (``query`` as documented,
+    or ``form``), ``token_leeway_seconds`` (60) and the common ones
+    (``concurrency``: opt-outs in flight at once, 8).
+    """
+
+    conn_name_attr = "algonomy_conn_id"
+    default_conn_name = "algonomy_default"
+    conn_type = "algonomy"
+    hook_name = "Algonomy"
+    vendor_name = "Algonomy"
+    default_host = "https://gateway.richrelevance.com"
+    default_requests_per_second = 100.0
+    default_concurrency = 8
+    token_requests: ClassVar[tuple[str, ...]] = ("query", "form")
+
+    # -- configuration -------------------------------------------------------------
+
+    @cached_property
+    def client_id(self) -> str:
+        return self.secret("login", "Algonomy client_id")
+
+    @cached_property
+    def client_secret(self) -> str:
+        return self.secret("password", "Algonomy client_secret")
+
+    @cached_property
+    def api_key(self) -> str:
+        value = self.extra_str("api_key", required=True)
+        assert value is not None
+        return value.strip()
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
+
+    @property
+    def token_request(self) -> Literal["query", "form"]:
+        value = (self.extra_str("token_request", "query") or "query").strip().lower()
+        if value not in self.token_requests:
+            raise self.config_error(f"extra 'token_request' must be 'query' or 'form', not {value!r}")
+        return value  # type: ignore[return-value]
+
+    @cached_property
+    def credential_key(self) -> str:
+        """Names this credential's shared budget, token cache and sender lock (reveals no secret)."""
+        return budget_key("algonomy", f"{self.base_url()}\0{self.client_id}")
+
+    # -- HTTP ----------------------------------------------------------------------
+
+    @cached_property
+    def tokens(self) -> TokenManager:
+        leeway = self.extra_float("token_leeway_seconds", 60.0, minimum=-1e-9)
+        return TokenManager(self.credential_key, self._fetch_token, leeway=60.0 if leeway is None else leeway)
+
+    def build_client(self) -> VendorClient:
+        return VendorClient(
+            vendor=self.vendor_name,
+            base_url=self.base_url(),
+            auth=BearerAuth(self.tokens),
+            limiter=shared_limiter("algonomy", f"{self.base_url()}\0{self.client_id}", self.requests_per_second),
+            retry=self.retry_policy(),
+            timeout=self.timeout(),
+            headers={"Accept": "application/json"},
+            pool_size=self.concurrency * 2,
+            secrets=[self.client_secret],
+        )
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """One token request; returns the token and its lifetime in seconds."""
+        credentials = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        if self.token_request == "form":
+            response = self.client.request("POST", TOKEN_PATH, data=credentials, auth=None)
+            endpoint = self.client.describe("POST", TOKEN_PATH)
+        else:
+            response = self.client.request("POST", TOKEN_PATH, params=credentials, auth=None)
+            endpoint = self.client.describe("POST", TOKEN_PATH, credentials)
+        body = decode_json(response, self.vendor_name, endpoint)
+        if not isinstance(body, dict):
+            raise VendorResponseError(self.vendor_name, endpoint, f"expected a JSON object, got {type(body).__name__}")
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise VendorResponseError(self.vendor_name, endpoint, "the answer has no access_token")
+        lifetime = body.get("expires_in", 28_800)
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float, str)):
+            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}, not a number of seconds")
+        try:
+            seconds = float(lifetime)
+        except ValueError:
+            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}, not a number of seconds") from None
+        if seconds <= 0:
+            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}: the token is already expired")
+        return token, seconds
+
+    # -- the API -------------------------------------------------------------------
+
+    def opt_out_path(self, user_id: str) -> str:
+        return f"/profile-command/v1/{quote(self.api_key, safe='')}/optOut/{quote(user_id, safe='')}"
+
+    def opt_out(self, user_id: str) -> OptOutAnswer:
+        """Opt ``user_id`` out (irreversible); returns Algonomy's acceptance or raises.
+
+        429, 5xx and dropped connections are retried (the policy of SPEC 4); a
+        401 refreshes the token once; any other refusal, or an answer that is
+        not the documented JSON object, raises, and the user counts as not
+        opted out.
+        """
+        problem = user_id_problem(user_id)
+        if problem:
+            raise ValueError(f"user id {user_id!r} {problem}")
+        path = self.opt_out_path(user_id)
+        response = self.client.request("PUT", path, json=OPT_OUT_BODY)
+        body = decode_json(response, self.vendor_name, self.client.describe("PUT", path))
+        if not isinstance(body, dict):
+            raise VendorResponseError(
+                self.vendor_name, self.client.describe("PUT", path), f"expected a JSON object ({{}}), got {type(body).__name__}"
+            )
+        return OptOutAnswer(user_id, response.status_code, body, datetime.now(timezone.utc))
+
+    def ping(self) -> str:
+        _, lifetime = self._fetch_token()  # a real token request, not the cache: the credentials are what is tested
+        return f"Connected to Algonomy at {self.base_url()}: client {self.client_id!r} got a token valid {lifetime:,.0f} s"
+
+
+HOOK = AlgonomyHook
