@@ -10,6 +10,7 @@ than asked proves nothing, because page-size caps are not documented.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -68,6 +69,8 @@ class PageNumberPaginator(Paginator):
 
     - ``total_pages_header``: a header with the page count (``X-Total-Pages``);
     - ``total_records_key``: a body field with the record count (``totalResults``);
+    - ``total_records_header``: a header with the record count (``X-Records``), kept
+      as ``total_records`` for row-count checks (the page count still decides);
     - neither: stop at the first empty page.
     """
 
@@ -77,6 +80,7 @@ class PageNumberPaginator(Paginator):
     size: int | None = None
     total_pages_header: str | None = None
     total_records_key: str | None = None
+    total_records_header: str | None = None
     max_pages: int = 100_000
     records_seen: int = field(default=0, init=False)
 
@@ -94,6 +98,8 @@ class PageNumberPaginator(Paginator):
             self.total_pages = _int_or_none(response.headers.get(self.total_pages_header))
         if self.total_records_key and isinstance(body, Mapping):
             self.total_records = _int_or_none(body.get(self.total_records_key))
+        if self.total_records_header and response is not None:
+            self.total_records = _int_or_none(response.headers.get(self.total_records_header))
         pages_done = self.page_number - self.start + 1
         if self.total_pages is not None:
             self.has_next_page = pages_done < self.total_pages
@@ -180,14 +186,26 @@ def iterate_pages(
     params: Params = None,
     paginator: Paginator | None = None,
     records_key: str | None = None,
+    method: str = "GET",
+    form: bool = False,
 ) -> Iterator[Records]:
-    """Every page of a listing, one request at a time, until the paginator says stop."""
+    """Every page of a listing, one request at a time, until the paginator says stop.
+
+    ``form=True`` sends ``params`` and the paging fields as a form body (Footprints'
+    ``POST /api/loyaltyCode/list`` pages by a ``page`` form field), with ``method``.
+    """
+    from vendorflow.http.client import decode_json
+
     paginator = paginator or SinglePage()
     query: dict[str, Any] = dict(params or {})
     paginator.init_request(query)
     while True:
-        endpoint = client.describe("GET", path, query)
-        body, response = client.get_json(path, params=dict(query))
+        endpoint = client.describe(method, path, query)
+        if form:
+            response = client.request(method, path, data=dict(query))
+            body = decode_json(response, client.vendor, endpoint)
+        else:
+            body, response = client.get_json(path, params=dict(query))
         records = records_at(body, records_key, vendor=client.vendor, endpoint=endpoint)
         try:
             paginator.update_state(response, body, records)
@@ -229,6 +247,31 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int) -> I
         finally:
             for future in pending:
                 future.cancel()
+
+
+def numbered_pages(
+    fetch: Callable[[int], Records], *, start: int, stop: int | None, concurrency: int
+) -> Iterator[Records]:
+    """Pages ``start``, ``start + 1``, ... fetched ``concurrency`` at a time and yielded in order.
+
+    With ``stop`` (the last page, when the vendor announced the count) exactly
+    those pages are fetched. Without it, pages are fetched ahead in a window of
+    ``concurrency`` until the first empty page, the vendor's only end signal
+    (a short page proves nothing under an undocumented size cap); at most
+    ``concurrency - 1`` requests past the end are wasted. Memory holds at most
+    ``concurrency`` pages.
+    """
+    if stop is not None:
+        yield from bounded_map(fetch, range(start, stop + 1), concurrency)
+        return
+    pages = bounded_map(fetch, itertools.count(start), concurrency)
+    try:
+        for page in pages:
+            if not page:
+                return
+            yield page
+    finally:
+        pages.close()  # cancels the pages fetched ahead that nobody will read
 
 
 class Counter:
