@@ -1,0 +1,96 @@
+"""Allyy datasets: the daily models snapshot, and the record of every upload this project made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, pages_of, param
+
+if TYPE_CHECKING:
+    from vendorflow.hooks.allyy import AllyyHook
+
+# The ledger the upload task writes (key ``<vendor>/<dataset>/dt=<date>``), published as ``allyy/uploads``.
+UPLOADS_LEDGER = "allyy_uploads"
+
+
+def _hook(ctx: ExtractContext) -> AllyyHook:
+    return ctx.hook
+
+
+def extract_models(ctx: ExtractContext) -> Iterator[Records]:
+    received = 0
+    for page in _hook(ctx).models_pages():
+        received += len(page)
+        # totalItemsCount: the snapshot must hold exactly as many models as Allyy announced.
+        ctx.parameters["models_announced"] = page.total_records if page.total_records is not None else received
+        yield page
+
+
+def extract_uploads(ctx: ExtractContext) -> Iterator[Records]:
+    """The upload ledger as it is now: every partition ever sent, its latest state."""
+    from vendorflow.ledger import Ledger
+
+    records = ({**entry.data, "state": entry.status, "recorded_at": entry.updated_at.isoformat()}
+               for entry in Ledger(UPLOADS_LEDGER).entries())
+    yield from pages_of(records, f"ledger {UPLOADS_LEDGER}")
+
+
+MODELS = DatasetSpec(
+    vendor="allyy",
+    name="models",
+    description="Every model of the customer as listed that day (GET .../model_v2_1): training status and AUROC over time.",
+    snapshot=True,
+    columns=(
+        Column("model_id", "string", source="id", required=True, nullable=False),
+        Column("customer_id", "string", source="customerId", required=True, nullable=False),
+        Column("data_set_id", "string", source="dataSetId"),
+        Column("title", "string"),
+        Column("type", "int64"),
+        Column("status", "int64"),
+        Column("training_status", "int64", source="trainingStatus"),
+        Column("training_started", "timestamp", source="trainingStarted"),
+        Column("training_finished", "timestamp", source="trainingFinished"),
+        Column("training_error_code", "int64", source="trainingErrorCode"),
+        Column("au_roc", "float64", source="auRoc", description="area under the ROC curve of the last training"),
+    ),
+    key=("model_id",),
+    expectations=(
+        Expect("ExpectColumnValuesToBeBetween", column="au_roc", min_value=0, max_value=1),
+        Expect("ExpectTableRowCountToEqual", value=param("models_announced")),
+    ),
+    extract=extract_models,
+)
+
+UPLOADS = DatasetSpec(
+    vendor="allyy",
+    name="uploads",
+    description="Every partition uploaded to an Allyy datasource: upload id, rows, bytes, state and times (snapshot of the upload ledger).",
+    snapshot=True,
+    columns=(
+        Column("dataset", "string", required=True, nullable=False, description="<vendor>/<dataset> uploaded"),
+        Column("partition", "date", required=True, nullable=False, description="its dt"),
+        Column("format", "string", required=True, nullable=False),
+        Column("data_set_id", "string", required=True),
+        Column("datasource_id", "string", required=True),
+        Column("upload_id", "string", description="Allyy's id; empty when the upload was refused"),
+        Column("rows", "int64", required=True),
+        Column("bytes", "int64", required=True, description="size of the uploaded file"),
+        Column("state", "string", required=True, nullable=False, description="sending, processing, finished or failed"),
+        Column("allyy_status", "int64", description="Allyy's own status code"),
+        Column("processed_lines", "int64"),
+        Column("requested_at", "timestamp", required=True),
+        Column("finished_at", "timestamp", description="when Allyy finished processing"),
+        Column("recorded_at", "timestamp", required=True, description="last change of this record"),
+        Column("message", "string", description="Allyy's messages when it refused or failed the upload"),
+    ),
+    key=("dataset", "partition"),
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="state", value_set=["sending", "processing", "finished", "failed"]),
+        Expect("ExpectColumnValuesToBeInSet", column="format", value_set=["csv", "json"]),
+        Expect("ExpectColumnValuesToBeBetween", column="rows", min_value=0),
+    ),
+    extract=extract_uploads,
+)
+
+DATASETS = (MODELS, UPLOADS)
