@@ -1,0 +1,66 @@
+"""
+### Algonomy opt-outs
+
+Opts users out of Algonomy's personalisation cloud, which deletes their
+profile for good. Ids come from two places:
+
+- **a manual trigger**: the *User ids to opt out* box of the trigger form, one
+  id a line (the `user_ids` param);
+- **the inbox**, every hour: files dropped in `<data_root>/algonomy/inbox/`
+  (CSV or text, one id a line; a CSV may have a `user_id` header). Each file is
+  processed once and moved to `inbox/done/<run>/`; a file with a bad id is
+  refused as a whole and moved to `inbox/rejected/<run>/` with its problems
+  in `<file>.errors.txt`. Write files under another name and rename them into
+  place (names starting with `.` or ending in `.tmp`/`.part` are skipped).
+
+Ids are trimmed and de-duplicated; an id that cannot be a user id (empty after
+trimming, spaces, `/`, control characters, over 256 characters) is refused
+with its line before anything is sent.
+
+| task | what |
+|---|---|
+| `record_requests` | validates the ids and writes each new one to the ledger as `requested` |
+| `send_opt_outs` | sends every id not yet accepted (also what a crashed run left), marks each `accepted` with Algonomy's answer and time, republishes `algonomy/optouts` |
+
+An id accepted once is never sent again, whatever the reruns, retries or
+crashes. Sending is concurrent, paced by the connection's budget
+(100 requests/s, shared with every other task and worker using the credential).
+
+Connection: `algonomy_default` (host = gateway, login = client_id,
+password = client_secret, extra `api_key`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from vendorflow.operators.algonomy import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
+
+with DAG(
+    dag_id="algonomy_optout",
+    schedule=timedelta(hours=1),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["vendorflow", "algonomy", "privacy"],
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    max_active_runs=1,
+    params={
+        "user_ids": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string"},
+            title="User ids to opt out",
+            description=(
+                "One user id a line, exactly as your site sends it to Algonomy. Irreversible: Algonomy deletes "
+                "each profile. Spaces around an id are trimmed and repeated ids sent once; an id with spaces, '/' "
+                "or control characters refuses the whole run before anything is sent. Leave empty to process "
+                "only the inbox."
+            ),
+        ),
+    },
+):
+    RecordOptOutRequestsOperator() >> AlgonomyOptOutOperator()
