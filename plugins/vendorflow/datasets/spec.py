@@ -148,6 +148,9 @@ class DatasetSpec:
     expectations: tuple[Expect, ...] = ()
     snapshot: bool = False
     connection: str | None = None  # the hook kind; defaults to the vendor
+    # Rows per Parquet row group (the write buffer); None: the pipeline's default. Wide,
+    # large datasets set it lower so a big day's memory stays that of a few pages.
+    row_group_rows: int | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

@@ -88,7 +88,7 @@ def run_dataset(
     started = time.monotonic()
 
     logger.info("%s dt=%s: extracting (%s)", spec.key_name, dt, "snapshot" if spec.snapshot else "records of the day")
-    stream = ParquetStream(staged, schema)
+    stream = ParquetStream(staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {}))
     try:
         for page in spec.extract(ctx):
             received = datetime.now(timezone.utc)
