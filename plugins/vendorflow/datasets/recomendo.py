@@ -1,0 +1,211 @@
+"""Recomendo datasets: the month's usage report, and two records of what the pipeline did
+(events sent, training requests) published from the ledger so analysts can read them.
+
+``recomendo/events_sent`` and ``recomendo/training_requests`` are views of the
+durable ledgers (:mod:`vendorflow.operators.recomendo`): a partition is
+rebuilt from the ledger and replaced as a whole, so a rerun never duplicates a
+row and always shows the latest state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records
+
+if TYPE_CHECKING:
+    from vendorflow.hooks.recomendo import RecomendoHook
+
+EVENTS_LEDGER = "recomendo_events"
+TRAINING_LEDGER = "recomendo_training"
+
+
+def quota_status(usages: list[dict[str, Any]], warning_share: float, monthly_quota: int | None = None) -> dict[str, Any]:
+    """How much of the month's quota is left, from the report rows (the last row is the latest day).
+
+    The report does not state the quota itself; it is the remaining quota plus
+    everything used since the 1st (the month resets on the 1st).
+    """
+    rows = [u for u in usages if isinstance(u, dict)]
+    if not rows:
+        return {"remaining_quota": None, "monthly_quota": monthly_quota, "remaining_share": None, "quota_warning": False}
+    latest = max(rows, key=lambda u: str(u.get("date")))
+    remaining = int(latest.get("remainingQuota") or 0)
+    total = monthly_quota or remaining + sum(int(u.get("userQuota") or 0) for u in rows)
+    share = remaining / total if total else 0.0
+    return {
+        "remaining_quota": remaining,
+        "monthly_quota": total,
+        "remaining_share": round(share, 6),
+        "quota_warning": share < warning_share,
+        "quota_warning_share": warning_share,
+        "as_of": str(latest.get("date")),
+    }
+
+
+def extract_usage(ctx: ExtractContext) -> Iterator[Records]:
+    hook: RecomendoHook = ctx.hook
+    report = hook.usage()
+    plan = report.get("usagePlan")
+    source = "GET /v1/usage"
+    status = quota_status(report["usages"], hook.quota_warning_share, ctx.params.get("monthly_quota"))
+    ctx.parameters.update(status)
+    if status["quota_warning"]:
+        ctx.log.warning(
+            "Recomendo quota low: %s of %s requests left this month (%.1f%%, under the %.0f%% warning share)",
+            f"{status['remaining_quota']:,}", f"{status['monthly_quota']:,}", status["remaining_share"] * 100,
+            status["quota_warning_share"] * 100,
+        )
+    else:
+        ctx.log.info("Recomendo quota: %s of %s left this month", status["remaining_quota"], status["monthly_quota"])
+    yield Records(({**u, "usagePlan": plan} if isinstance(u, dict) else u for u in report["usages"]), source)
+
+
+def _ledger_records(name: str, ctx: ExtractContext, wanted: Any) -> Iterator[Records]:
+    from vendorflow.datasets.spec import pages_of
+    from vendorflow.ledger import Ledger
+
+    ledger = Ledger(name)
+    rows = (row for entry in ledger.entries() if (row := wanted(entry)) is not None)
+    yield from pages_of(rows, f"ledger {name}", size=10_000)
+
+
+def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
+    day = ctx.dt.isoformat()
+
+    def row(entry: Any) -> dict[str, Any] | None:
+        data = entry.data
+        if data.get("dt") != day:
+            return None
+        event = data.get("event") or {}
+        return {
+            "event_key": entry.key,
+            "lead_id": data.get("lead_id"),
+            "client_id": data.get("client_id"),
+            "event": event.get("event"),
+            "entity_type": event.get("entityType"),
+            "entity_id": event.get("entityId"),
+            "target_entity_type": event.get("targetEntityType"),
+            "target_entity_id": event.get("targetEntityId"),
+            "event_time": event.get("eventTime"),
+            "properties": event.get("properties"),
+            "status": entry.status,
+            "event_id": data.get("event_id"),
+            "message": data.get("message"),
+            "sent_at": data.get("sent_at"),
+            "run_id": data.get("run_id"),
+        }
+
+    yield from _ledger_records(EVENTS_LEDGER, ctx, row)
+
+
+def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
+    from vendorflow.ledger import Ledger
+
+    day = ctx.dt.isoformat()
+    ledger = Ledger(TRAINING_LEDGER)
+    trainings = {e.key: e for e in ledger.entries() if e.key.startswith("training:")}
+
+    def instant(epoch: Any) -> str | None:
+        return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat() if epoch is not None else None
+
+    def row(entry: Any) -> dict[str, Any] | None:
+        if not entry.key.startswith("ask:"):
+            return None
+        data = entry.data
+        if instant(data["asked_at"])[:10] != day:  # type: ignore[index]
+            return None
+        training = trainings.get(f"training:{data['training_id']}")
+        t = training.data if training else {}
+        return {
+            "request_key": data.get("ask_key", entry.key[4:]),
+            "training_id": data["training_id"],
+            "asked_at": instant(data["asked_at"]),
+            "run_id": data.get("run_id"),
+            "leads_dts": data.get("dts"),
+            "coalesced": bool(t.get("first_ask") and t.get("first_ask") != data.get("ask_key")),
+            "training_status": training.status if training else "unknown",
+            "due_at": instant(t.get("due_at")),
+            "sent_at": instant(t.get("call_at")),
+            "answer": t.get("message"),
+        }
+
+    yield from _ledger_records(TRAINING_LEDGER, ctx, row)
+
+
+USAGE = DatasetSpec(
+    vendor="recomendo",
+    name="usage",
+    description="This month's daily usage report as returned on the run's day (GET /v1/usage).",
+    snapshot=True,
+    columns=(
+        Column("date", "date", required=True, nullable=False),
+        Column("user_quota", "int64", source="userQuota", required=True, nullable=False, description="requests used that day"),
+        Column("remaining_quota", "int64", source="remainingQuota", required=True, nullable=False, description="left for the month after that day"),
+        Column("usage_plan", "string", source="usagePlan"),
+    ),
+    key=("date",),
+    expectations=(
+        Expect("ExpectColumnValuesToBeBetween", column="user_quota", min_value=0),
+        Expect("ExpectColumnValuesToBeBetween", column="remaining_quota", min_value=0),
+        Expect("ExpectTableRowCountToBeBetween", min_value=1, max_value=31),
+    ),
+    extract=extract_usage,
+)
+
+EVENTS_SENT = DatasetSpec(
+    vendor="recomendo",
+    name="events_sent",
+    description="Every Recomendo event built from the footprints/leads partition dt: accepted (with its eventId), rejected or skipped.",
+    columns=(
+        Column("event_key", "string", required=True, nullable=False, description="lead id and event kind: the idempotency key"),
+        Column("lead_id", "string"),
+        Column("client_id", "string"),
+        Column("event", "string", nullable=False),
+        Column("entity_type", "string", nullable=False),
+        Column("entity_id", "string"),
+        Column("target_entity_type", "string"),
+        Column("target_entity_id", "string"),
+        Column("event_time", "timestamp"),
+        Column("properties", "json"),
+        Column("status", "string", nullable=False, description="accepted | rejected | skipped"),
+        Column("event_id", "string", description="Recomendo's eventId, for accepted events"),
+        Column("message", "string", description="why an event was rejected or skipped"),
+        Column("sent_at", "timestamp"),
+        Column("run_id", "string"),
+    ),
+    key=("event_key",),
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=["accepted", "rejected", "skipped"]),
+        Expect("ExpectColumnValuesToBeUnique", column="event_id"),
+    ),
+    extract=extract_events_sent,
+)
+
+TRAINING_REQUESTS = DatasetSpec(
+    vendor="recomendo",
+    name="training_requests",
+    description="Every training request made on day dt (one row per asking run) and the /v1/train call it became.",
+    columns=(
+        Column("request_key", "string", required=True, nullable=False),
+        Column("training_id", "string", nullable=False, description="requests that share it were coalesced into one call"),
+        Column("asked_at", "timestamp", nullable=False),
+        Column("run_id", "string"),
+        Column("leads_dts", "json"),
+        Column("coalesced", "bool"),
+        Column("training_status", "string", nullable=False, description="pending | sending | sent | failed | refused"),
+        Column("due_at", "timestamp", description="when the 30-minute window allowed the call"),
+        Column("sent_at", "timestamp", description="when /v1/train was called"),
+        Column("answer", "string"),
+    ),
+    key=("request_key",),
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="training_status",
+               value_set=["pending", "sending", "sent", "failed", "refused", "unknown"]),
+    ),
+    extract=extract_training_requests,
+)
+
+DATASETS = (USAGE, EVENTS_SENT, TRAINING_REQUESTS)
