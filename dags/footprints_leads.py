@@ -1,0 +1,45 @@
+"""
+### Footprints leads and reference data
+
+Daily, for the logical date (the data interval's start day, UTC), writes under
+`<data_root>/footprints/`:
+
+| dataset | what | requests |
+|---|---|---|
+| `leads` | leads created that day (`startDate = endDate = dt`), nested offer/SKU/consultant flattened, e-mail and phone as `_hmac` | one per page, to the first empty page |
+| `offers`, `skus`, `catalogues`, `locations`, `channels`, `offline_campaigns` | snapshots of the reference lists, to join leads with | one per page, to `X-Total-Pages` |
+
+Lead pages are fetched `concurrency` at a time (connection extra, default 4)
+and streamed to Parquet in order, so memory follows the page size, not the
+day. The server quietly caps `pageSize`: a short page is never taken as the end.
+Each dataset is validated with Great Expectations (duplicate ids, leads outside
+the day, unknown statuses, malformed ids, negative prices, row count against
+the vendor's total) before it replaces the day's partition; a failing batch goes
+to `_quarantine/` and the task fails.
+
+Connection: `footprints_default` (host = tenant base URL, login = API key,
+password = API secret, extra `grant_type` and its fields). The access token
+travels in the query string and is masked everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from vendorflow.operators.dataset import DatasetOperator
+
+with DAG(
+    dag_id="footprints_leads",
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["vendorflow", "footprints", "extract"],
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    max_active_runs=3,
+):
+    for dataset in ("leads", "offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):
+        DatasetOperator(dataset=f"footprints/{dataset}")

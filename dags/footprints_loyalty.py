@@ -1,0 +1,38 @@
+"""
+### Footprints loyalty campaigns and codes
+
+Daily snapshots under `<data_root>/footprints/`:
+
+| dataset | what | requests |
+|---|---|---|
+| `loyalty_campaigns` | every loyalty campaign (`/api/loyaltyCode/campaigns`), `active` when `/active-campaigns` lists it | 2 |
+| `loyalty_codes` | every allocated, redeemed or blocked code of every campaign (`POST /api/loyaltyCode/list`), client e-mail and phone as `_hmac` | one per page, to `totalResults` |
+
+Each is validated (unknown code statuses, malformed ids, campaigns ending
+before they start, row count against `totalResults`) before it replaces the
+day's partition; a failing batch goes to `_quarantine/` and the task fails.
+
+Connection: `footprints_default`, as for `footprints_leads`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from vendorflow.operators.dataset import DatasetOperator
+
+with DAG(
+    dag_id="footprints_loyalty",
+    schedule=CronDataIntervalTimetable("30 1 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["vendorflow", "footprints", "extract", "loyalty"],
+    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    max_active_runs=3,
+):
+    for dataset in ("loyalty_campaigns", "loyalty_codes"):
+        DatasetOperator(dataset=f"footprints/{dataset}")

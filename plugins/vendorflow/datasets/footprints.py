@@ -1,0 +1,309 @@
+"""Footprints datasets: the day's leads, six reference snapshots, loyalty campaigns and codes.
+
+Leads flatten their nested ``offer``, ``sku`` and ``consultant`` objects into
+columns, keep instants as UTC timestamps and pseudonymise e-mail and phone
+(SPEC section 2: ``user_email_hmac``, ``user_phone_hmac``); names and birthdays
+are not kept. Every dataset checks its row count against the vendor's own total
+(``X-Records``, ``totalResults``) through the ``vendor_records`` parameter the
+extractor sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
+
+if TYPE_CHECKING:
+    from vendorflow.hooks.footprints import FootprintsHook
+
+LEAD_STATUSES = ["prospect", "lead", "sale_lead", "opportunity", "customer", "lost"]
+CODE_STATUSES = ["associated", "allocated", "redeemed", "blocked"]
+OBJECT_ID = r"^[0-9a-f]{24}$"  # MongoDB ObjectId: anything else is a malformed id
+
+
+def _hook(ctx: ExtractContext) -> FootprintsHook:
+    return ctx.hook
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _ids(*columns: str) -> tuple[Expect, ...]:
+    return tuple(Expect("ExpectColumnValuesToMatchRegex", column=c, regex=OBJECT_ID) for c in columns)
+
+
+def _non_negative(*columns: str) -> tuple[Expect, ...]:
+    return tuple(Expect("ExpectColumnValuesToBeBetween", column=c, min_value=0) for c in columns)
+
+
+ROW_COUNT = Expect("ExpectTableRowCountToEqual", value=param("vendor_records"))
+
+
+# -- leads ------------------------------------------------------------------------------
+
+
+def _lead_row(record: dict[str, Any]) -> dict[str, Any]:
+    # Get Leads nests sku and consultant; Update Lead answers skuId/consultantId. Accept both.
+    if "sku" not in record and record.get("skuId"):
+        record["sku"] = {"_id": record["skuId"]}
+    if "consultant" not in record and record.get("consultantId"):
+        record["consultant"] = {"_id": record["consultantId"]}
+    return record
+
+
+def extract_leads(ctx: ExtractContext) -> Iterator[Records]:
+    """The leads created on the logical date (``startDate = endDate = dt``), streamed page by page."""
+    received = 0
+    announced: int | None = None
+    for page in _hook(ctx).lead_pages(ctx.dt, ctx.dt):
+        received += len(page)
+        announced = page.total_records if page.total_records is not None else announced
+        if page.total_pages:
+            ctx.progress.set_total(page.total_pages, unit="pages")
+        yield Records([_lead_row(dict(r)) for r in page], page.source, number=page.number)
+    # Without X-Records the count is what the pages held: the check then guards the pipeline, not the vendor.
+    ctx.parameters["vendor_records"] = announced if announced is not None else received
+    ctx.parameters["vendor_records_announced"] = announced is not None
+
+
+LEADS = DatasetSpec(
+    vendor="footprints",
+    name="leads",
+    description="Leads created on the logical date (GET /api/lead, startDate = endDate = dt), nested objects flattened.",
+    columns=(
+        Column("lead_id", "string", source="_id", required=True, nullable=False),
+        Column("status", "string", required=True, nullable=False),
+        Column("created_at", "timestamp", source="createdAt", required=True, nullable=False),
+        Column("updated_at", "timestamp", source="updatedAt"),
+        Column("status_changed_at", "timestamp", source="timestampStatusChange"),
+        Column("client_id", "string", source="clientId"),
+        Column("location_id", "string", source="locationId"),
+        Column("offer_id", "string", source="offerId"),
+        Column("offer_name", "string", source="offer.name"),
+        Column("offer_price", "decimal", source="offer.price"),
+        Column("offer_category_id", "string", source="offerCategoryId"),
+        Column("offer_category_name", "string", source="offerCategory"),
+        Column("sku_id", "string", source="sku._id"),
+        Column("sku_name", "string", source="sku.name"),
+        Column("sku_price", "decimal", source="sku.price"),
+        Column("sku_external_id", "string", source="skuExternalId"),
+        Column("channel_id", "string", source="channelId"),
+        Column("consultant_id", "string", source="consultant._id"),
+        Column("offline_campaign_id", "string", source="offlineCampaignId"),
+        Column("industry_id", "string", source="industryId"),
+        Column("user_email", "string", source="userEmail", pii="email"),
+        Column("user_phone", "string", source="userPhone", pii="phone"),
+        Column("user_country", "string", source="userCountry"),
+        Column("user_family_details", "string", source="userFamilyDetails"),
+        Column("user_income", "float64", source="userIncome", transform=_blank_is_none),
+        Column("agree_to_collect", "bool", source="agreeToCollect"),
+        Column("agree_tandc", "bool", source="agreeTandc"),
+        Column("is_adult", "bool", source="isAdult"),
+        Column("is_multipart", "bool", source="isMultipart"),
+        Column("is_complete", "bool", source="isComplete"),
+        Column("action_required", "bool", source="actionRequired"),
+        Column("device_type", "string", source="deviceType"),
+    ),
+    key=("lead_id",),
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=LEAD_STATUSES),
+        Expect("ExpectColumnValuesToBeBetween", column="created_at", min_value=param("day_start"),
+               max_value=param("day_end"), strict_max=True),
+        *_ids("lead_id", "client_id", "location_id", "offer_id", "offer_category_id", "sku_id", "channel_id",
+              "consultant_id", "offline_campaign_id"),
+        *_non_negative("offer_price", "sku_price"),
+        ROW_COUNT,
+    ),
+    extract=extract_leads,
+    row_group_rows=16_384,  # a busy day's row groups stay small: memory follows the page, not the day
+)
+
+
+# -- reference snapshots ----------------------------------------------------------------
+
+
+def list_extractor(path: str) -> Callable[[ExtractContext], Iterator[Records]]:
+    """Every page of a reference list; its ``X-Records`` becomes ``vendor_records``."""
+
+    def extract(ctx: ExtractContext) -> Iterator[Records]:
+        received = 0
+        announced: int | None = None
+        for page in _hook(ctx).list_pages(path):
+            received += len(page)
+            announced = page.total_records if page.total_records is not None else announced
+            yield page
+        ctx.parameters["vendor_records"] = announced if announced is not None else received
+
+    extract.__name__ = f"extract_{path.rsplit('/', 1)[-1]}"
+    return extract
+
+
+def _snapshot(name: str, path: str, description: str, columns: tuple[Column, ...], *expectations: Expect) -> DatasetSpec:
+    return DatasetSpec(
+        vendor="footprints", name=name, description=description, snapshot=True, columns=columns,
+        key=(columns[0].name,), expectations=(*_ids(columns[0].name), *expectations, ROW_COUNT),
+        extract=list_extractor(path),
+    )
+
+
+OFFERS = _snapshot(
+    "offers", "/api/offer", "Every offer as listed that day (GET /api/offer).",
+    (
+        Column("offer_id", "string", source="_id", required=True, nullable=False),
+        Column("name", "string"),
+        Column("price", "decimal"),
+        Column("external_id", "string", source="externalId"),
+        Column("offer_category_id", "string", source="offerCategory._id"),
+        Column("offer_category_name", "string", source="offerCategory.name"),
+    ),
+    *_non_negative("price"), *_ids("offer_category_id"),
+)
+
+SKUS = _snapshot(
+    "skus", "/api/sku", "Every SKU as listed that day (GET /api/sku).",
+    (
+        Column("sku_id", "string", source="_id", required=True, nullable=False),
+        Column("name", "string"),
+        Column("price", "decimal"),
+        Column("external_id", "string", source="externalId"),
+        Column("quantity", "int64"),
+        Column("offer_id", "string", source="offer._id"),
+        Column("offer_name", "string", source="offer.name"),
+    ),
+    *_non_negative("price", "quantity"), *_ids("offer_id"),
+)
+
+CATALOGUES = _snapshot(
+    "catalogues", "/api/offerCategory", "Every catalogue (offer category) as listed that day (GET /api/offerCategory).",
+    (
+        Column("catalogue_id", "string", source="_id", required=True, nullable=False),
+        Column("name", "string"),
+    ),
+)
+
+LOCATIONS = _snapshot(
+    "locations", "/api/location", "Every business location as listed that day (GET /api/location).",
+    (
+        Column("location_id", "string", source="_id", required=True, nullable=False),
+        Column("name", "string"),
+        Column("description", "string"),
+        Column("address", "string", description="the store's address (a business, not a person)"),
+        Column("area_id", "string", source="areaId"),
+        Column("coords", "json"),
+        Column("created_at", "timestamp", source="createdAt"),
+    ),
+    *_ids("area_id"),
+)
+
+CHANNELS = _snapshot(
+    "channels", "/api/channels", "Every lead channel as listed that day (GET /api/channels).",
+    (
+        Column("channel_id", "string", source="_id", required=True, nullable=False),
+        Column("name", "string"),
+        Column("media_type", "string", source="mediaType"),
+    ),
+)
+
+OFFLINE_CAMPAIGNS = _snapshot(
+    "offline_campaigns", "/api/offlineCampaign", "Every offline campaign as listed that day (GET /api/offlineCampaign).",
+    (
+        Column("offline_campaign_id", "string", source="_id", required=True, nullable=False),
+        Column("location_id", "string", source="locationId"),
+        Column("name", "string"),
+        Column("description", "string"),
+        Column("type", "string"),
+        Column("budget", "decimal"),
+        Column("start_date", "timestamp", source="startDate"),
+        Column("end_date", "timestamp", source="endDate"),
+        Column("created_at", "timestamp", source="createdAt"),
+    ),
+    *_ids("location_id"), *_non_negative("budget"),
+)
+
+
+# -- loyalty ----------------------------------------------------------------------------
+
+
+def extract_loyalty_campaigns(ctx: ExtractContext) -> Iterator[Records]:
+    """Every campaign (``/campaigns``), marked active when ``/active-campaigns`` lists it."""
+    hook = _hook(ctx)
+    campaigns = hook.loyalty_campaigns()
+    active = {c.get("internalId") for c in hook.active_loyalty_campaigns()}
+    ctx.parameters["vendor_records"] = len(campaigns)
+    yield Records(({**c, "_active": c.get("internalId") in active} for c in campaigns), campaigns.source)
+
+
+def extract_loyalty_codes(ctx: ExtractContext) -> Iterator[Records]:
+    """Every allocated, redeemed or blocked code of every campaign, paged to ``totalResults``."""
+    received = 0
+    announced: int | None = None
+    for page in _hook(ctx).loyalty_code_pages():
+        received += len(page)
+        announced = page.total_records if page.total_records is not None else announced
+        yield page
+    ctx.parameters["vendor_records"] = announced if announced is not None else received
+
+
+LOYALTY_CAMPAIGNS = DatasetSpec(
+    vendor="footprints",
+    name="loyalty_campaigns",
+    description="Every loyalty campaign as listed that day (GET /api/loyaltyCode/campaigns), active per /active-campaigns.",
+    snapshot=True,
+    columns=(
+        Column("campaign_id", "string", source="_id", required=True, nullable=False),
+        Column("internal_id", "string", source="internalId", required=True, nullable=False),
+        Column("name", "string"),
+        Column("type", "string"),
+        Column("start_date", "timestamp", source="startDate"),
+        Column("end_date", "timestamp", source="endDate"),
+        Column("expire_codes_date", "timestamp", source="expireCodesDate"),
+        Column("location_id", "string", source="locationId"),
+        Column("active", "bool", source="_active"),
+        Column("loyalty_type", "string", source="loyaltySettings.type"),
+        Column("budget", "decimal"),
+        Column("created_at", "timestamp", source="createdAt"),
+    ),
+    key=("campaign_id",),
+    expectations=(
+        *_ids("campaign_id", "location_id"),
+        Expect("ExpectColumnValuesToBeUnique", column="internal_id"),
+        Expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="end_date", column_B="start_date", or_equal=True,
+               ignore_row_if="either_value_is_missing"),
+        *_non_negative("budget"),
+        ROW_COUNT,
+    ),
+    extract=extract_loyalty_campaigns,
+)
+
+LOYALTY_CODES = DatasetSpec(
+    vendor="footprints",
+    name="loyalty_codes",
+    description="Every allocated, redeemed or blocked loyalty code, all campaigns (POST /api/loyaltyCode/list).",
+    snapshot=True,
+    columns=(
+        Column("code", "string", required=True, nullable=False),
+        Column("status", "string", required=True, nullable=False),
+        Column("campaign_internal_id", "string", source="campaign.internalId", nullable=False),
+        Column("campaign_name", "string", source="campaign.name"),
+        Column("client_id", "string", source="client._id"),
+        Column("client_email", "string", source="client.userEmail", pii="email"),
+        Column("client_phone", "string", source="client.userPhone", pii="phone"),
+        Column("prize_name", "string", source="prize.name"),
+        Column("prize_points", "int64", source="prize.pointsValue"),
+        Column("hostess_id", "string", source="hostess._id"),
+    ),
+    key=("campaign_internal_id", "code"),
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=CODE_STATUSES),
+        *_ids("client_id", "hostess_id"),
+        *_non_negative("prize_points"),
+        ROW_COUNT,
+    ),
+    extract=extract_loyalty_codes,
+)
+
+DATASETS = (LEADS, OFFERS, SKUS, CATALOGUES, LOCATIONS, CHANNELS, OFFLINE_CAMPAIGNS, LOYALTY_CAMPAIGNS, LOYALTY_CODES)
+REFERENCE = ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns")
