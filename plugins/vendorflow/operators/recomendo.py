@@ -520,3 +520,32 @@ class RecomendoTrainingOperator(BaseOperator):
         training_ids = {mine.data["training_id"]} if mine else set()
         days = {datetime.fromtimestamp(float(a.data["asked_at"]), timezone.utc).date() for a in asks if a.data.get("training_id") in training_ids}
         _publish("recomendo/training_requests", days, hook, context, self.log)
+
+
+def _dataset_operator() -> type:
+    from vendorflow.operators.dataset import DatasetOperator
+
+    return DatasetOperator
+
+
+class RecomendoUsageOperator(_dataset_operator()):  # type: ignore[misc]
+    """``recomendo/usage`` for the logical date, plus the quota status in the task log and on the
+    asset event (``extra["quota"]``): ``remaining_quota``, ``monthly_quota``, ``remaining_share`` and
+    ``quota_warning`` (true under the connection's ``quota_warning_share``, default 0.1)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dataset", "recomendo/usage")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from vendorflow import settings
+        from vendorflow.pipeline.storage import Lake
+
+        result = super().execute(context)
+        manifest = Lake(settings.data_root()).read_manifest(self.dataset, result["dt"]) or {}
+        parameters = manifest.get("parameters") or {}
+        keys = ("remaining_quota", "monthly_quota", "remaining_share", "quota_warning", "quota_warning_share", "as_of")
+        quota = {k: parameters.get(k) for k in keys}
+        result = {**result, "quota": quota}
+        context["outlet_events"][asset(self.dataset)].extra = result
+        return result
