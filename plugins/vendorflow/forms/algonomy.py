@@ -36,6 +36,6 @@ FORM: dict[str, Any] = {
         ),
         **COMMON_FIELDS,
         "concurrency": number("Concurrency", "Opt-outs in flight at once (the budget, not this, sets the pace).",
-                              default=8, minimum=1, integer=True),
+                              default=16, minimum=1, integer=True),
     },
 }

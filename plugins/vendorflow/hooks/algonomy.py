@@ -69,7 +69,7 @@ class AlgonomyHook(VendorHook):
     client id, ``password`` the client secret; extras ``api_key`` (required),
     ``requests_per_second`` (100), ``token_request`` (``query`` as documented,
     or ``form``), ``token_leeway_seconds`` (60) and the common ones
-    (``concurrency``: opt-outs in flight at once, 8).
+    (``concurrency``: opt-outs in flight at once, 16).
     """
 
     conn_name_attr = "algonomy_conn_id"
@@ -79,7 +79,7 @@ class AlgonomyHook(VendorHook):
     vendor_name = "Algonomy"
     default_host = "https://gateway.richrelevance.com"
     default_requests_per_second = 100.0
-    default_concurrency = 8
+    default_concurrency = 16
     token_requests: ClassVar[tuple[str, ...]] = ("query", "form")
 
     # -- configuration -------------------------------------------------------------
