@@ -4,7 +4,8 @@
 Runs when a dataset named in `include/allyy_uploads.json` publishes a
 partition that passed validation (its asset event carries the `dt`), and on
 manual runs for the partitions given in the `partitions` param
-(`recreativ/offer_statistics/dt=2024-03-01`).
+(`recreativ/offer_statistics/dt=2024-03-01`, or `recreativ/offer_statistics`
+for the run's logical date).
 
 1. `upload`: each partition is streamed from Parquet to a CSV (header row) or
    a JSON array of objects, as configured, and posted to its Allyy
@@ -50,9 +51,10 @@ with DAG(
         "partitions": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*/dt=\d{4}-\d{2}-\d{2}$"},
+            items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*(/dt=\d{4}-\d{2}-\d{2})?$"},
             title="Partitions",
-            description="For manual runs: partitions to upload, e.g. recreativ/offer_statistics/dt=2024-03-01.",
+            description="For manual runs: partitions to upload, e.g. recreativ/offer_statistics/dt=2024-03-01 "
+            "(a dataset alone means its partition of the run's logical date).",
         ),
         "force": Param(False, type="boolean", title="Force", description="Upload again partitions Allyy already finished."),
     },

@@ -30,7 +30,7 @@ DEMO_RUNS: list[tuple[str, dict[str, Any] | None]] = [
     ("recomendo_usage", None),
     ("recomendo_training", None),
     ("allyy_models", None),
-    ("allyy_upload", None),
+    ("allyy_upload", {"partitions": ["recreativ/campaign_statistics", "recreativ/offer_statistics"]}),
     ("algonomy_optout", {"user_ids": ["demo-user-1", "demo-user-2", "demo-user-3"]}),
 ]
 

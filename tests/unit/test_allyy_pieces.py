@@ -74,6 +74,7 @@ def test_a_missing_or_broken_configuration_file_is_a_config_error(tmp_path: Path
 def test_partitions_are_named_as_their_path() -> None:
     assert partition_key("recreativ/offer_statistics", date(2024, 3, 1)) == "recreativ/offer_statistics/dt=2024-03-01"
     assert parse_partition(" recreativ/offer_statistics/dt=2024-03-01 ") == ("recreativ/offer_statistics", "2024-03-01")
+    assert parse_partition("recreativ/offer_statistics", "2024-03-05") == ("recreativ/offer_statistics", "2024-03-05")
     for bad in ("recreativ/offer_statistics", "recreativ/offer_statistics/2024-03-01", "../x/dt=2024-03-01"):
         with pytest.raises(ConfigError):
             parse_partition(bad)

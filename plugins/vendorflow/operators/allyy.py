@@ -102,12 +102,19 @@ def partition_key(dataset: str, dt: date | str) -> str:
     return f"{dataset}/dt={dt}"
 
 
-def parse_partition(text: str) -> tuple[str, str]:
-    match = _PARTITION.match(text.strip())
-    if not match:
-        raise ConfigError(f"partition must look like 'recreativ/offer_statistics/dt=2024-03-01', not {text!r}")
-    date.fromisoformat(match["dt"])
-    return match["dataset"], match["dt"]
+def parse_partition(text: str, default_dt: str | None = None) -> tuple[str, str]:
+    """``"<vendor>/<dataset>/dt=YYYY-MM-DD"``, or ``"<vendor>/<dataset>"`` for the run's logical date."""
+    text = text.strip()
+    match = _PARTITION.match(text)
+    if match:
+        date.fromisoformat(match["dt"])
+        return match["dataset"], match["dt"]
+    if _DATASET.match(text) and default_dt:
+        return text, default_dt
+    raise ConfigError(
+        f"partition must look like 'recreativ/offer_statistics/dt=2024-03-01' (or just the dataset, for the "
+        f"run's logical date), not {text!r}"
+    )
 
 
 # --- Parquet to the upload file, streamed ------------------------------------------------------------
@@ -255,8 +262,9 @@ class AllyyUploadOperator(BaseOperator):
         manual = params.get("partitions") or []
         if isinstance(manual, str):
             manual = [manual]
+        logical = context.get("logical_date")
         for text in manual:
-            wanted.append(parse_partition(str(text)))
+            wanted.append(parse_partition(str(text), logical.strftime("%Y-%m-%d") if logical else None))
         unknown = sorted({d for d, _ in wanted if d not in targets})
         if unknown:
             raise ConfigError(f"{', '.join(unknown)}: not configured for upload in {self.config or config_path()}")

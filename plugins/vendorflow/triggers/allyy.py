@@ -17,7 +17,7 @@ class AllyyUploadTrigger(BaseTrigger):
     :param uploads: one dict per upload: ``key`` (the ledger key), ``data_set_id``,
         ``datasource_id``, ``upload_id`` and ``requested_at`` (ISO instant; narrows the listing).
     :param keys: every ledger key of the run, handed back in the event.
-    :param poll_interval: seconds between rounds of status calls.
+    :param poll_interval: the longest wait between rounds of status calls (1 s, 2 s, 4 s... up to it).
     :param timeout: seconds after which the wait gives up (the event says ``timeout``).
 
     The event's payload: ``{"status": "done"|"timeout"|"error", "uploads": {key: upload object},
@@ -73,6 +73,7 @@ class AllyyUploadTrigger(BaseTrigger):
         deadline = time.monotonic() + self.timeout
         pending = {u["key"]: u for u in self.uploads}
         done: dict[str, dict[str, Any]] = {}
+        rounds = 0
         while True:
             for key, upload in list(pending.items()):
                 try:
@@ -93,5 +94,8 @@ class AllyyUploadTrigger(BaseTrigger):
                     "message": f"{len(pending)} upload(s) still processing after {self.timeout:g} s: {sorted(pending)}",
                 })
                 return
-            self.log.info("Allyy: %d upload(s) finished, %d processing; next check in %g s", len(done), len(pending), self.poll_interval)
-            await asyncio.sleep(self.poll_interval)
+            # Small uploads finish in seconds: look again soon, then back off to poll_interval.
+            wait = min(self.poll_interval, 2.0 ** rounds)
+            rounds += 1
+            self.log.info("Allyy: %d upload(s) finished, %d processing; next check in %g s", len(done), len(pending), wait)
+            await asyncio.sleep(wait)
