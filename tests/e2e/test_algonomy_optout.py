@@ -150,3 +150,24 @@ def test_the_trigger_form_shows_user_ids_as_a_one_id_a_line_box() -> None:
     assert param.resolve(["a", "b"]) == ["a", "b"] and param.resolve(None) is None
     with pytest.raises(ParamValidationError):
         param.resolve(42)
+
+
+def test_a_refused_inbox_file_fails_the_run_without_retrying(
+    sandbox: Sandbox, algonomy: dict[str, Any], data_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    inbox = data_root / "algonomy" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "typo.csv").write_text("user_id\nfine\nnot/fine\n")
+    dag = the_dag()
+    for task in dag.tasks:
+        task.retries, task.retry_delay = 3, timedelta(seconds=1)  # a retry cannot fix a file: it must not be tried
+    run = dag.test(logical_date=pendulum.datetime(DAY.year, DAY.month, DAY.day, tz="UTC"))
+    assert run.state == "failed"
+    assert task_states(run) == {"record_requests": "success", "send_opt_outs": "failed"}
+    text = "".join(capfd.readouterr())
+    assert "1 inbox file(s) were refused and nothing in them was sent" in text
+    assert "typo.csv" in text and "line 3: 'not/fine' contains '/'" in text
+    assert sandbox.stats("algonomy")["requests"] == 0
+    assert [p.name for p in (inbox / "rejected").rglob("typo.csv")] == ["typo.csv"]

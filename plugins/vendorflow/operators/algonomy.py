@@ -502,12 +502,15 @@ class AlgonomyOptOutOperator(BaseOperator):
 
     def _publish(self, hook: AlgonomyHook, touched: set[str], context: Any) -> list[dict[str, Any]]:
         """Republish the partitions whose rows changed; a failure here never hides the sending's outcome."""
+        days = sorted(d for d in touched if d and d != "None")
+        if not days:
+            return []  # nothing changed: not even worth importing the pipeline (Great Expectations is slow to load)
         from vendorflow import datasets
         from vendorflow.pipeline.run import run_dataset
 
         published = []
         spec = datasets.get(DATASET)
-        for day in sorted(d for d in touched if d and d != "None"):
+        for day in days:
             try:
                 result = run_dataset(
                     spec,
