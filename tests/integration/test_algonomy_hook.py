@@ -207,3 +207,30 @@ def test_the_100_per_second_budget_is_shared_across_processes(sandbox: Sandbox, 
     stats = sandbox.stats("algonomy")
     assert stats["throttled"] == 0
     assert optouts(sandbox)["opted_out"] == 120
+
+
+@pytest.mark.parametrize(
+    ("variant", "field", "problem"),
+    [
+        ("missing_key", "access_token", "the answer has no access_token"),
+        ("wrong_type", "expires_in", "expires_in is 'not-a-int', not a number of seconds"),
+        ("html", None, "answered HTML instead of JSON"),
+        ("truncated", None, "truncated JSON body"),
+    ],
+)
+def test_a_malformed_token_answer_names_the_problem_and_sends_nothing(
+    sandbox: Sandbox, fast: dict[str, Any], variant: str, field: str | None, problem: str
+) -> None:
+    sandbox.fault("algonomy", "malformed", path="/profile-command/v1/oauth2/token", variant=variant, field=field)
+    with pytest.raises(VendorResponseError) as error:
+        hook().opt_out("user-t")
+    assert problem in str(error.value)
+    assert "Algonomy POST /profile-command/v1/oauth2/token" in str(error.value)
+    assert fast["password"] not in str(error.value)
+    assert opt_out_requests(sandbox) == []
+
+
+def test_a_token_endpoint_outage_is_retried(sandbox: Sandbox, fast: dict[str, Any]) -> None:
+    sandbox.fault("algonomy", "status", status=503, path="/profile-command/v1/oauth2/token", count=2, retry_after=0.01)
+    assert hook().opt_out("user-o").status == 200
+    assert optouts(sandbox)["token_requests"] == 1
