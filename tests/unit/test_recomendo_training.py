@@ -158,3 +158,8 @@ def test_quota_share_is_remaining_over_the_month() -> None:
     low = quota_status([{"date": "2018-09-01", "userQuota": 95000, "remainingQuota": 5000}], 0.1)
     assert low["remaining_share"] == 0.05 and low["quota_warning"]
     assert quota_status([{"date": "2018-09-01", "userQuota": 0, "remainingQuota": 5000}], 0.1, monthly_quota=100000)["quota_warning"]
+
+
+def test_a_rendered_list_of_partitions_is_read_back() -> None:
+    assert leads_dts({}, "['2024-03-02', '2024-03-01']") == [date(2024, 3, 1), date(2024, 3, 2)]
+    assert leads_dts({"logical_date": datetime(2024, 2, 1, tzinfo=timezone.utc)}, "None") == [date(2024, 2, 1)]

@@ -81,6 +81,7 @@ class PlannedEvent:
     client_id: str | None
     event: dict[str, Any] | None  # None: the lead cannot become this event (see ``problem``)
     problem: str | None = None
+    draft: dict[str, Any] = field(default_factory=dict)  # the event as far as the lead allows, for the record
 
 
 def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEFAULT_INTERACTION) -> list[PlannedEvent]:
@@ -106,8 +107,9 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
         "targetEntityType": "item", "targetEntityId": offer_id, "eventTime": when,
     }
     return [
-        PlannedEvent(f"{base}:$set", lead_id, client_id, None if set_problem else set_event, set_problem),
-        PlannedEvent(f"{base}:{interaction}", lead_id, client_id, None if interaction_problem else interaction_event, interaction_problem),
+        PlannedEvent(f"{base}:$set", lead_id, client_id, None if set_problem else set_event, set_problem, set_event),
+        PlannedEvent(f"{base}:{interaction}", lead_id, client_id, None if interaction_problem else interaction_event,
+                     interaction_problem, interaction_event),
     ]
 
 
@@ -140,8 +142,11 @@ def leads_dts(context: Mapping[str, Any], explicit: Any = None) -> list[date]:
     """
     from vendorflow.errors import ConfigError
 
+    if isinstance(explicit, str) and explicit.strip() in ("", "None", "[]"):
+        explicit = None
     if explicit not in (None, "", []):
-        values = explicit if isinstance(explicit, (list, tuple)) else [explicit]
+        # A list rendered by a template arrives as its text: "['2024-03-01', '2024-03-02']".
+        values = explicit if isinstance(explicit, (list, tuple)) else [v.strip(" '\"") for v in str(explicit).strip("[] ").split(",")]
         try:
             return sorted({date.fromisoformat(str(v).strip()[:10]) for v in values})
         except ValueError:
@@ -390,7 +395,7 @@ class RecomendoEventsOperator(BaseOperator):
             skipped = [p for p in todo if p.event is None]
             now = datetime.now(timezone.utc).isoformat()
             ledger.put_many((p.key, "skipped", {"dt": day.isoformat(), "lead_id": p.lead_id, "client_id": p.client_id,
-                                                "event": {}, "message": p.problem, "run_id": run_id, "sent_at": None}) for p in skipped)
+                                                "event": p.draft, "message": p.problem, "run_id": run_id, "sent_at": None}) for p in skipped)
             totals["skipped"] += len(skipped)
             sendable = [p for p in todo if p.event is not None]
             self.log.info("footprints/leads dt=%s: %d events to send, %d already sent, %d skipped", day, len(sendable), len(planned) - len(todo), len(skipped))
@@ -477,6 +482,9 @@ class RecomendoTrainingOperator(BaseOperator):
     def execute_complete(self, context: Any, event: Any = None, training_id: str | None = None) -> dict[str, Any]:
         hook = _hook(self.conn_id)
         guard = self._guard(hook)
+        if not training_id:  # ``dag.test`` replaces the deferral's kwargs by the event: the ask knows its training
+            ask = guard.ledger.get(guard.ask_entry(_ask_key(context)))
+            training_id = ask.data.get("training_id") if ask else None
         return self._act(context, hook, guard, guard.claim(str(training_id)))
 
     def _act(self, context: Any, hook: RecomendoHook, guard: TrainingGuard, decision: Decision) -> dict[str, Any]:
