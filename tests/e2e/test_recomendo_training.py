@@ -123,6 +123,8 @@ def test_new_leads_become_events_then_one_training(recomendo: dict[str, Any], sa
     assert len(accepted(sandbox, recomendo)) == 47
     assert len(trainings(sandbox, recomendo)) == 1
     assert read(data_root, "events_sent", "event_key, status, event_id, lead_id, dt") == sent
+    requests = read(data_root, "training_requests", "training_status, coalesced, sent_at is not null, leads_dts")
+    assert requests == [("sent", False, True, '["2024-03-01"]'), ("skipped", False, False, '["2024-03-01"]')]
 
 
 def test_a_request_inside_the_window_waits_deferred_and_is_then_sent(

@@ -117,8 +117,9 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
         data = entry.data
         if instant(data["asked_at"])[:10] != day:  # type: ignore[index]
             return None
-        training = trainings.get(f"training:{data['training_id']}")
+        training = trainings.get(f"training:{data['training_id']}") if data.get("training_id") else None
         t = training.data if training else {}
+        status = training.status if training else ("skipped" if entry.status == "skipped" else "unknown")
         return {
             "request_key": data.get("ask_key", entry.key[4:]),
             "training_id": data["training_id"],
@@ -126,10 +127,10 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
             "run_id": data.get("run_id"),
             "leads_dts": data.get("dts"),
             "coalesced": bool(t.get("first_ask") and t.get("first_ask") != data.get("ask_key")),
-            "training_status": training.status if training else "unknown",
+            "training_status": status,
             "due_at": instant(t.get("due_at")),
             "sent_at": instant(t.get("call_at")),
-            "answer": t.get("message"),
+            "answer": t.get("message") or data.get("message"),
         }
 
     yield from _ledger_records(TRAINING_LEDGER, ctx, row)
@@ -190,12 +191,13 @@ TRAINING_REQUESTS = DatasetSpec(
     description="Every training request made on day dt (one row per asking run) and the /v1/train call it became.",
     columns=(
         Column("request_key", "string", required=True, nullable=False),
-        Column("training_id", "string", nullable=False, description="requests that share it were coalesced into one call"),
+        Column("training_id", "string", description="requests that share it were coalesced into one call; empty when skipped"),
         Column("asked_at", "timestamp", nullable=False),
         Column("run_id", "string"),
         Column("leads_dts", "json"),
         Column("coalesced", "bool"),
-        Column("training_status", "string", nullable=False, description="pending | sending | sent | failed | refused"),
+        Column("training_status", "string", nullable=False,
+               description="pending | sending | sent | failed | refused, or skipped (no event accepted since the last training)"),
         Column("due_at", "timestamp", description="when the 30-minute window allowed the call"),
         Column("sent_at", "timestamp", description="when /v1/train was called"),
         Column("answer", "string"),
@@ -203,7 +205,7 @@ TRAINING_REQUESTS = DatasetSpec(
     key=("request_key",),
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="training_status",
-               value_set=["pending", "sending", "sent", "failed", "refused", "unknown"]),
+               value_set=["pending", "sending", "sent", "failed", "refused", "skipped", "unknown"]),
     ),
     extract=extract_training_requests,
 )

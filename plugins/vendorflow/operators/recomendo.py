@@ -241,7 +241,9 @@ class TrainingGuard:
             pending_id = state.get("pending")
             if pending_id is None:
                 if not new_data and ask is None:  # a run whose training failed asks again whatever came since
-                    return Decision("skip", message=f"no event accepted since the last accepted training ({_iso(state.get('covered_until'))})")
+                    message = f"no event accepted since the last accepted training ({_iso(state.get('covered_until'))})"
+                    tx.put(self.ask_entry(ask_key), "skipped", {**dict(info or {}), "ask_key": ask_key, "asked_at": now, "training_id": None, "message": message})
+                    return Decision("skip", message=message)
                 pending_id = uuid.uuid4().hex[:16]
                 due = max(now, self.earliest(state))
                 tx.put(f"training:{pending_id}", "pending", {"created_at": now, "due_at": due, "first_ask": ask_key, "asks": 0})
@@ -523,10 +525,13 @@ class RecomendoTrainingOperator(BaseOperator):
 
     def _publish(self, context: Any, hook: RecomendoHook, guard: TrainingGuard) -> None:
         """Rebuild the partitions that hold this training's asks (their rows' status changed)."""
-        asks = guard.ledger.with_status("asked")
         mine = guard.ledger.get(guard.ask_entry(_ask_key(context)))
-        training_ids = {mine.data["training_id"]} if mine else set()
-        days = {datetime.fromtimestamp(float(a.data["asked_at"]), timezone.utc).date() for a in asks if a.data.get("training_id") in training_ids}
+        if mine is None:
+            return
+        days = {datetime.fromtimestamp(float(mine.data["asked_at"]), timezone.utc).date()}
+        if mine.data.get("training_id"):
+            days |= {datetime.fromtimestamp(float(a.data["asked_at"]), timezone.utc).date()
+                     for a in guard.ledger.with_status("asked") if a.data.get("training_id") == mine.data["training_id"]}
         _publish("recomendo/training_requests", days, hook, context, self.log)
 
 
