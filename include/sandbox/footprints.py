@@ -177,63 +177,59 @@ class World:
         return rnd.randint(1500, 3000) if day.weekday() == 5 else rnd.randint(60, 240)
 
     def lead(self, day: date, index: int, count: int) -> dict[str, Any]:
-        rnd = random.Random(_seed("lead", day.isoformat(), index))
+        # All choices come from one SHA-512 of (day, index): cheap enough to serve 200,000 leads a day.
+        b = hashlib.sha512(f"lead:{day}:{index}".encode()).digest()
         refs = _references(self)
         slot = 86_400_000 // max(count, 1)  # milliseconds per lead: created times increase within the day
-        created = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(
-            milliseconds=index * slot + rnd.randrange(max(slot, 1))
-        )
-        epoch = int(created.timestamp())
-        lead_id = f"{epoch:08x}{hashlib.sha256(f'lead:{day}'.encode()).hexdigest()[:10]}{index:06x}"
-        client = rnd.randrange(50_000)
-        offer = rnd.choice(refs["offers"])
+        created = _day_start_ms(day) + index * slot + int.from_bytes(b[0:4], "big") % max(slot, 1)
+        client = int.from_bytes(b[4:7], "big") % 50_000
+        offers = refs["offers"]
+        offer = offers[b[7] % len(offers)]
         record: dict[str, Any] = {
-            "_id": lead_id,
-            "userFirstName": rnd.choice(FIRST_NAMES),
-            "userLastName": rnd.choice(LAST_NAMES),
+            "_id": f"{created // 1000:08x}{_day_hash(day)}{index:06x}",
+            "userFirstName": FIRST_NAMES[b[19] % len(FIRST_NAMES)],
+            "userLastName": LAST_NAMES[b[20] % len(LAST_NAMES)],
             "offerId": offer["_id"],
-            "industryId": oid("industry", client % 5),
-            "locationId": rnd.choice(refs["locations"])["_id"],
-            "clientId": oid("client", client),
-            "status": rnd.choice(STATUSES),
-            "userCountry": rnd.choice(COUNTRIES),
-            "userFamilyDetails": rnd.choice(FAMILY),
+            "industryId": _oid("industry", client % 5),
+            "locationId": refs["locations"][b[21] % len(refs["locations"])]["_id"],
+            "clientId": _oid("client", client),
+            "status": STATUSES[b[14] % len(STATUSES)],
+            "userCountry": COUNTRIES[b[15] % len(COUNTRIES)],
+            "userFamilyDetails": FAMILY[b[16] % len(FAMILY)],
             "userBirthday": f"Fri Oct 21 {1950 + client % 50} 00:00:00 GMT+0000 (UTC)",
-            "userIncome": str(rnd.randint(1500, 12000)),
-            "agreeToCollect": rnd.random() < 0.8,
+            "userIncome": "" if b[39] < 13 else str(1500 + int.from_bytes(b[17:19], "big") % 10_501),
+            "agreeToCollect": b[8] < 204,
             "agreeTandc": True,
-            "isAdult": rnd.random() < 0.97,
-            "isMultipart": rnd.random() < 0.1,
-            "isComplete": rnd.random() < 0.9,
-            "timestamp": iso(created),
-            "timestampStatusChange": iso(created + timedelta(minutes=rnd.randint(0, 600))),
-            "createdAt": iso(created),
-            "actionRequired": rnd.random() < 0.5,
-            "deviceType": rnd.choice(DEVICES),
+            "isAdult": b[9] < 248,
+            "isMultipart": b[10] < 26,
+            "isComplete": b[11] < 230,
+            "timestamp": _iso_ms(created),
+            "timestampStatusChange": _iso_ms(created + 60_000 * (int.from_bytes(b[22:24], "big") % 601)),
+            "createdAt": _iso_ms(created),
+            "actionRequired": b[12] < 128,
+            "deviceType": DEVICES[b[13] % len(DEVICES)],
             "offerCategoryId": offer["offerCategory"]["_id"],
             "offerCategory": offer["offerCategory"]["name"],
             "offer": {"_id": offer["_id"], "name": offer["name"], "price": offer["price"]},
-            "updatedAt": iso(created + timedelta(seconds=rnd.randint(0, 5 * 86_400))),
+            "updatedAt": _iso_ms(created + 1000 * (int.from_bytes(b[24:27], "big") % 432_001)),
         }
-        if rnd.random() < 0.85:
+        if b[27] < 218:
             user = f"client{client}"
-            record["userEmail"] = rnd.choice([f"{user}@example.com", f"{user.capitalize()}@Example.COM", f" {user}@example.org "])
-        if rnd.random() < 0.7:
+            record["userEmail"] = (f"{user}@example.com", f"{user.capitalize()}@Example.COM", f" {user}@example.org ")[b[28] % 3]
+        if b[29] < 179:
             digits = f"07{client:08d}"
-            record["userPhone"] = rnd.choice([digits, f"+40 {digits[1:4]} {digits[4:7]} {digits[7:]}", f"({digits[:4]}) {digits[4:]}"])
-        if rnd.random() < 0.8:
-            record["channelId"] = rnd.choice(refs["channels"])["_id"]
-        if rnd.random() < 0.3:
-            record["offlineCampaignId"] = rnd.choice(refs["offline"])["_id"]
-        if rnd.random() < 0.7:
+            record["userPhone"] = (digits, f"+40 {digits[1:4]} {digits[4:7]} {digits[7:]}", f"({digits[:4]}) {digits[4:]}")[b[30] % 3]
+        if b[31] < 205:
+            record["channelId"] = refs["channels"][b[32] % len(refs["channels"])]["_id"]
+        if b[33] < 77:
+            record["offlineCampaignId"] = refs["offline"][b[34] % len(refs["offline"])]["_id"]
+        if b[35] < 179:
             skus = refs["skus_by_offer"].get(offer["_id"]) or refs["skus"]
-            sku = rnd.choice(skus)
+            sku = skus[b[36] % len(skus)]
             record["sku"] = {"_id": sku["_id"], "name": sku["name"], "price": sku["price"]}
             record["skuExternalId"] = sku["externalId"]
-        if rnd.random() < 0.6:
-            record["consultant"] = self.consultant(rnd.randrange(self.consultants))
-        if rnd.random() < 0.05:
-            record["userIncome"] = ""
+        if b[37] < 154:
+            record["consultant"] = self.consultant(b[38] % self.consultants)
         return record
 
     def day_counts(self, start: date, end: date, overrides: dict[str, Any]) -> list[tuple[date, int]]:
@@ -323,6 +319,26 @@ class World:
                     code["client"] = None  # a blocked code may never have reached a client
                 out.append(code)
         return out
+
+
+@lru_cache(maxsize=65_536)
+def _oid(*parts: object) -> str:
+    return oid(*parts)
+
+
+@lru_cache(maxsize=512)
+def _day_hash(day: date) -> str:
+    return hashlib.sha256(f"lead:{day}".encode()).hexdigest()[:10]
+
+
+@lru_cache(maxsize=512)
+def _day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 1000
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    moment = datetime.fromtimestamp(epoch_ms // 1000, timezone.utc).replace(microsecond=epoch_ms % 1000 * 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @lru_cache(maxsize=4)
