@@ -6,7 +6,6 @@ import json
 import multiprocessing
 import os
 import time
-import uuid
 from typing import Any
 
 import pytest
