@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
@@ -16,45 +13,46 @@ from include.sandbox.control import Sandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-WORKER = """
-import json, os, sys, time
-from pathlib import Path
-sys.path[:0] = [{root!r}, {root!r} + "/plugins"]
-from vendorflow.hooks.recomendo import RecomendoHook
-from vendorflow.ledger import Ledger
-from vendorflow.operators.recomendo import TrainingGuard
-hook = RecomendoHook()
-guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)
-hook.tokens.get()
-Path(sys.argv[1] + ".ready").touch()
-while not Path(sys.argv[2]).exists():
-    time.sleep(0.005)
-decision = guard.request("run-" + sys.argv[3])
-if decision.action == "send":
-    guard.finish(decision.training_id, "sent", hook.train()["messageCode"])
-print(json.dumps({{"action": decision.action, "training": decision.training_id, "due": decision.due_at}}))
-"""
+
+def ask_at_once(barrier: Any, n: int, results: Any, claim_when_due: bool = False) -> None:
+    """One worker process: ready its hook and token, wait for the others, then ask for a training."""
+    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.ledger import Ledger
+    from vendorflow.operators.recomendo import TrainingGuard
+
+    hook = RecomendoHook()
+    guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)
+    hook.tokens.get()
+    barrier.wait(timeout=120)
+    decision = guard.request(f"run-{n}")
+    if claim_when_due and decision.action == "wait":
+        time.sleep(max(0.0, decision.due_at - time.time()))  # every worker claims at the same moment
+        decision = guard.claim(decision.training_id)
+    if decision.action == "send":
+        guard.finish(decision.training_id, "sent", hook.train()["messageCode"])
+    results.put({"action": decision.action, "training": decision.training_id, "due": decision.due_at})
 
 
 def trainings(sandbox: Sandbox, conn: dict[str, Any]) -> list[dict[str, Any]]:
     return sandbox._call("GET", "/_sandbox/recomendo/trainings", params={"client": conn["login"]})
 
 
-def test_ten_processes_asking_at_once_make_exactly_one_train_call(sandbox: Sandbox, connect, state_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ten_processes_asking_at_once_make_exactly_one_train_call(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    import vendorflow.hooks.recomendo  # noqa: F401 - imported once here, inherited by the forked workers
+    import vendorflow.operators.recomendo  # noqa: F401
+
     conn = connect("recomendo")  # the real 1800 s window
-    go = tmp_path / "go"
-    code = WORKER.format(root=str(PROJECT_ROOT))
-    workers = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"w{n}"), str(go), str(n)], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-        for n in range(10)
-    ]
-    deadline = time.monotonic() + 120
-    while not all((tmp_path / f"w{n}.ready").exists() for n in range(10)):
-        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "a worker died before the start"
-        time.sleep(0.05)
-    go.touch()
-    results = [json.loads(w.communicate(timeout=120)[0].strip().splitlines()[-1]) for w in workers]
-    assert all(w.returncode == 0 for w in workers)
+    processes = 10
+    context = multiprocessing.get_context("fork")  # separate processes, each with its own ledger connection
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=ask_at_once, args=(barrier, n, results)) for n in range(processes)]
+    for worker in workers:
+        worker.start()
+    collected = [results.get(timeout=180) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0] * processes
+    results = collected
 
     calls = trainings(sandbox, conn)
     assert [c["status"] for c in calls] == [200]  # one call, accepted: nobody else called inside the window
@@ -86,3 +84,30 @@ def test_a_pending_training_is_made_once_its_window_opens(sandbox: Sandbox, conn
     guard.finish(claims[0].training_id, "sent", hook.train()["messageCode"])
     calls = trainings(sandbox, conn)
     assert [c["status"] for c in calls] == [200, 200] and calls[1]["t"] - calls[0]["t"] >= 2
+
+
+def test_ten_processes_claiming_a_due_training_at_once_make_one_call(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    import vendorflow.hooks.recomendo  # noqa: F401
+    import vendorflow.operators.recomendo  # noqa: F401
+    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.ledger import Ledger
+    from vendorflow.operators.recomendo import TrainingGuard
+
+    sandbox.configure("recomendo", train_interval_seconds=3)
+    conn = connect("recomendo", training_interval_seconds=3, training_margin_seconds=0.1)
+    hook = RecomendoHook()
+    guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)
+    first = guard.request("first")
+    guard.finish(first.training_id, "sent", hook.train()["messageCode"])
+
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(10), context.Queue()
+    workers = [context.Process(target=ask_at_once, args=(barrier, n, results, True)) for n in range(10)]
+    for worker in workers:
+        worker.start()
+    collected = [results.get(timeout=180) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(r["action"] for r in collected) == ["done"] * 9 + ["send"]
+    calls = trainings(sandbox, conn)
+    assert [c["status"] for c in calls] == [200, 200] and calls[1]["t"] - calls[0]["t"] >= 3
