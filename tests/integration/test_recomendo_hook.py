@@ -186,3 +186,15 @@ def test_a_forged_token_gets_401_and_one_refresh(sandbox: Sandbox, conn: dict[st
     h.usage()
     assert len(auth_calls(sandbox, conn)) == 2
     assert [r["status"] for r in sandbox.requests("recomendo") if r["path"] == "/client/v1/usage"] == [200, 401, 200]
+
+
+def test_a_malformed_event_answer_fails_naming_the_endpoint(sandbox: Sandbox, conn: dict[str, Any]) -> None:
+    from vendorflow.errors import VendorResponseError
+
+    h = hook()
+    sandbox.fault("recomendo", "malformed", variant="html", path="/events/v1/events.json")
+    with pytest.raises(VendorResponseError, match=r"^Recomendo POST /v1/events.json: answered HTML instead of JSON"):
+        list(h.send_events([event(1)]))
+    sandbox.fault("recomendo", "malformed", variant="missing_key", path="/events/v1/events.json", field="eventId")
+    with pytest.raises(VendorResponseError, match="no eventId in the answer"):
+        h.send_event(event(2))

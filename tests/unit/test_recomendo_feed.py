@@ -163,3 +163,29 @@ def test_quota_share_is_remaining_over_the_month() -> None:
 def test_a_rendered_list_of_partitions_is_read_back() -> None:
     assert leads_dts({}, "['2024-03-02', '2024-03-01']") == [date(2024, 3, 1), date(2024, 3, 2)]
     assert leads_dts({"logical_date": datetime(2024, 2, 1, tzinfo=timezone.utc)}, "None") == [date(2024, 2, 1)]
+
+
+OK_EVENT = {"event": "view", "entityType": "user", "entityId": "u1", "targetEntityType": "item", "targetEntityId": "i1"}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"event": "$set"}, "Reserved event $set cannot have targetEntity"),
+    ({"event": "$bogus", "targetEntityType": None, "targetEntityId": None}, "$bogus is not a supported reserved event name."),
+    ({"event": "pio_x"}, "pio_x is not a supported reserved event name."),
+    ({"targetEntityId": None}, "targetEntityType and targetEntityId must be specified together."),
+    ({"targetEntityType": None}, "targetEntityType and targetEntityId must be specified together."),
+    ({"entityType": "pio_user"}, "The entityType pio_user is not allowed. 'pio_' is a reserved name prefix."),
+    ({"entityId": ""}, "entityId must not be empty string."),
+    ({"entityId": 7}, "field entityId must be a string"),
+    ({"properties": {"$x": 1}}, "The property $x is not allowed. 'pio_' is a reserved name prefix."),
+    ({"eventTime": "2024-03-01 10:00"}, "Cannot convert 2024-03-01 10:00 to DateTime: not ISO 8601"),
+])
+def test_the_sandbox_refuses_what_predictionio_refuses(change: dict, message: str) -> None:
+    event = {k: v for k, v in {**OK_EVENT, **change}.items() if v is not None}
+    assert validate_event(event) == message
+
+
+@pytest.mark.parametrize("when", ["2018-09-24T19:00:00+0000", "2004-12-13T21:39:45.618-07:00", "2024-03-01T10:00:00.000Z", "2024-03-01T10:00:00Z"])
+def test_the_sandbox_accepts_the_iso_8601_forms_clients_send(when: str) -> None:
+    assert validate_event({**OK_EVENT, "eventTime": when}) is None
+    assert validate_event({"event": "$unset", "entityType": "user", "entityId": "1"}) == "properties cannot be empty for $unset event"
