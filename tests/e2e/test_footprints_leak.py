@@ -126,7 +126,7 @@ def test_no_token_secret_or_pin_in_logs_exceptions_xcom_or_rendered_fields(
     monkeypatch.setenv("VENDORFLOW_STATE_DIR", str(state_dir.parent / "state-unmasked"))  # a token the masker never saw
     sandbox._call("POST", "/_sandbox/footprints/revoke")
     debug_log.truncate(0)
-    unmasked = run_dag("footprints_leads")
+    unmasked = run_dag("footprints_leads", tasks=["leads", "offline_campaigns"])
     captured = capfd.readouterr()
     places = everything_left_behind([unmasked], captured.out + captured.err, debug_log.getvalue(), data_root)
     found = leaks(places, TOKEN_MARK).get(TOKEN_MARK, [])
