@@ -66,12 +66,12 @@ def test_a_token_is_replaced_when_its_lifetime_is_over(sandbox: Sandbox, connect
     import time
 
     sandbox.configure("recomendo", token_lifetime=1.5)
-    conn = connect("recomendo", token_leeway_seconds=0.5, **FAST_RETRY)
+    conn = connect("recomendo", token_leeway_seconds=100, **FAST_RETRY)  # longer than the token lives
     h = hook()
     h.usage()
     h.usage()
     assert len(auth_calls(sandbox, conn)) == 1
-    time.sleep(1.1)  # past exp - leeway: the hook renews before the vendor would refuse
+    time.sleep(1.4)  # past exp - leeway (a tenth of the 1.5 s lifetime at most): renewed before the vendor refuses
     h.usage()
     assert len(auth_calls(sandbox, conn)) == 2
     assert not [r for r in sandbox.requests("recomendo") if r["status"] == 401]

@@ -189,3 +189,14 @@ def test_the_sandbox_refuses_what_predictionio_refuses(change: dict, message: st
 def test_the_sandbox_accepts_the_iso_8601_forms_clients_send(when: str) -> None:
     assert validate_event({**OK_EVENT, "eventTime": when}) is None
     assert validate_event({"event": "$unset", "entityType": "user", "entityId": "1"}) == "properties cannot be empty for $unset event"
+
+
+def test_the_token_lifetime_is_read_from_the_jwt_exp_claim() -> None:
+    from include.sandbox.recomendo import make_jwt
+    from vendorflow.hooks.recomendo import DEFAULT_TOKEN_LIFETIME, jwt_claims, token_lifetime
+
+    token = make_jwt("client", 1_000.0, 3600)
+    assert jwt_claims(token)["clientId"] == "client"
+    assert token_lifetime(token, now=1_100.0) == 3500.0
+    assert token_lifetime(token, now=9_999.0) == 0.0
+    assert token_lifetime("not-a-jwt") == DEFAULT_TOKEN_LIFETIME  # the documented hour

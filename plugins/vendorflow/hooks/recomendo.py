@@ -154,14 +154,20 @@ class RecomendoHook(VendorHook):
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             raise VendorResponseError(self.vendor_name, endpoint, "no payload.token in the answer")
-        return token, token_lifetime(token)
+        lifetime = token_lifetime(token)
+        # Renew ``token_leeway_seconds`` early, but never so early that a short-lived token is
+        # renewed on every call: at most a tenth of its lifetime is given up.
+        return token, lifetime - min(self.token_leeway, lifetime / 10)
+
+    @property
+    def token_leeway(self) -> float:
+        return self.extra_float("token_leeway_seconds", 100.0, minimum=-1e-12) or 0.0
 
     @cached_property
     def tokens(self) -> TokenManager:
-        leeway = self.extra_float("token_leeway_seconds", 100.0, minimum=-1e-12)
         # Keyed by the whole credential (hashed): a changed secret must not reuse the old secret's token.
         credential = budget_key("auth", "\0".join([self.service_url("auth_url"), self.client_id, self.secret("password", "Recomendo client secret")]))
-        return TokenManager(credential, self._fetch_token, leeway=leeway or 0.0)
+        return TokenManager(credential, self._fetch_token, leeway=0.0)  # the leeway is taken off the lifetime
 
     def build_client(self) -> VendorClient:
         secret = self.secret("password", "Recomendo client secret")
