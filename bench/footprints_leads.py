@@ -12,6 +12,10 @@ process's maximum resident set (``ru_maxrss``), imports included for both.
 - ``naive``: one ``requests`` session, pages one after another until an empty
   one, every record kept in a list, ``pandas.json_normalize``, one ``to_parquet``.
 
+With ``BENCH_WITH_VALIDATION=1`` two more rows run the whole task path
+(``run_dataset``: extraction, Great Expectations validation, publish) for the
+small and the big day, to show what validation adds.
+
 "best possible" is the latency floor for the pages a method requests (the
 non-empty pages plus the empty one that ends the day): pages / concurrency
 x latency, sequential for the baseline. Knobs: ``BENCH_LEADS`` (200000),
@@ -66,6 +70,25 @@ print(json.dumps({{"rows": stream.rows, "wall": wall, "requests": hook.client.re
                   "cpu": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)) - cpu0}}))
 """
 
+FULL = """
+import json, logging, os, resource, sys, time
+from datetime import date
+sys.path[:0] = {paths!r}
+os.environ["AIRFLOW_VAR_PII_HMAC_KEY"] = "bench-key"
+os.environ["AIRFLOW_VAR_DATA_ROOT"] = {out!r}
+logging.disable(logging.INFO)
+from vendorflow.datasets.footprints import LEADS
+from vendorflow.hooks.footprints import FootprintsHook
+from vendorflow.pipeline.run import run_dataset
+cpu0 = (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
+hook = FootprintsHook()
+started = time.monotonic()
+result = run_dataset(LEADS, hook=hook, dt=date.fromisoformat({day!r}), run_id="bench")
+print(json.dumps({{"rows": result.rows, "wall": time.monotonic() - started, "requests": result.requests, "bytes": result.bytes,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "cpu": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)) - cpu0}}))
+"""
+
 NAIVE = """
 import json, resource, time
 import pandas as pd
@@ -115,7 +138,10 @@ def main() -> None:
               f"vendorflow with {concurrency} pages in flight, page_size 5,000 asked")
         print(f"{'method':<11} {'leads':>8} {'pages':>6} {'wall s':>7} {'best s':>7} {'of best':>8} {'rows/s':>8} {'peak MB':>8} {'CPU s':>6}")
         results: dict[tuple[str, int], dict[str, Any]] = {}
-        for method, rows, day in (("vendorflow", small, small_day), ("vendorflow", big, BIG_DAY), ("naive", big, BIG_DAY)):
+        plan = [("vendorflow", small, small_day), ("vendorflow", big, BIG_DAY), ("naive", big, BIG_DAY)]
+        if os.environ.get("BENCH_WITH_VALIDATION") == "1":
+            plan += [("+validate", small, small_day), ("+validate", big, BIG_DAY)]
+        for method, rows, day in plan:
             conn = dict(connections(sandbox.base_url, suffix="-bench-" + uuid.uuid4().hex[:8])["footprints_default"])
             conn["extra"] = {**conn["extra"], "concurrency": concurrency, "page_size": 5000, "requests_per_second": 10_000}
             env = {**os.environ, "AIRFLOW_CONN_FOOTPRINTS_DEFAULT": json.dumps(conn), "PYTHONPATH": os.pathsep.join(paths),
@@ -123,16 +149,21 @@ def main() -> None:
             out = str(Path(work) / f"{method}-{rows}.parquet")
             if method == "vendorflow":
                 code = OURS.format(paths=paths, day=day.isoformat(), out=out)
+            elif method == "+validate":
+                code = FULL.format(paths=paths, day=day.isoformat(), out=str(Path(work) / f"lake-{rows}"))
             else:
                 code = NAIVE.format(host=conn["host"], key=conn["login"], secret=conn["password"], day=day.isoformat(), out=out)
             result = _run(code, env)
             pages = math.ceil(rows / cap) + 1  # and the empty page that ends the day
-            best = (math.ceil(pages / concurrency) if method == "vendorflow" else pages) * latency / 1000
+            best = (pages if method == "naive" else math.ceil(pages / concurrency)) * latency / 1000
             results[(method, rows)] = result
             print(f"{method:<11} {result['rows']:>8,} {pages:>6} {result['wall']:>7.1f} {best:>7.1f} "
                   f"{result['wall'] / best:>7.1f}x {result['rows'] / result['wall']:>8,.0f} {result['peak_mb']:>8.0f} {result['cpu']:>6.1f}", flush=True)
             if result["rows"] != rows:
                 raise SystemExit(f"{method} wrote {result['rows']} rows, not {rows}")
+        if ("+validate", big) in results:
+            full = results[("+validate", big)]["peak_mb"] / results[("+validate", small)]["peak_mb"]
+            print(f"with validation (Great Expectations reads the day into pandas) peak memory {big:,} vs {small:,}: {full:.2f}x")
         naive = results[("naive", big)]
         serving = naive["wall"] - (math.ceil(big / cap) + 1) * latency / 1000 - naive["cpu"]
         print(f"the sandbox itself needed ~{serving:.0f} s to generate and serve the {big:,} leads (naive wall - latency - its own CPU): "
