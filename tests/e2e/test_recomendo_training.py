@@ -191,3 +191,28 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
     assert isinstance(trigger, DateTimeTrigger) and deferred.value.method_name == "execute_complete"
     assert abs(trigger.moment.timestamp() - (guard.last_call_at() + WINDOW + MARGIN)) < 0.01
     assert [c["status"] for c in trainings(sandbox, recomendo)] == [200]  # nothing sent while waiting
+
+
+def test_a_run_that_fails_midway_is_rerun_without_resending_what_was_accepted(
+    sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None  # type: ignore[no-untyped-def]
+) -> None:
+    sandbox.configure("recomendo", train_interval_seconds=WINDOW)
+    conn = connect("recomendo", training_interval_seconds=WINDOW, training_margin_seconds=MARGIN,
+                   retries=2, backoff_seconds=0.01, max_backoff_seconds=0.02)
+    day = date(2024, 3, 4)
+    leads = write_leads(data_root, day, 30, seed=4)
+    # After 20 events the vendor fails for good (more 503s than the retries allow).
+    sandbox.fault("recomendo", "status", status=503, path="/events/v1/events.json", after=20, count=1000)
+    run = run_dag(day)
+    assert run.state == "failed"
+    assert {t.task_id: t.state for t in run.get_task_instances()} == {"send_events": "failed", "request_training": "upstream_failed"}
+    accepted_before = accepted(sandbox, conn)
+    assert len(accepted_before) == 20 and trainings(sandbox, conn) == []
+
+    sandbox.clear_faults()
+    assert run_dag(day).state == "success"
+    events = accepted(sandbox, conn)
+    assert as_tuples(events) == expected_events(leads) and len(events) == 30 + 29  # each event exactly once
+    assert [t["status"] for t in trainings(sandbox, conn)] == [200]
+    sent = read(data_root, "events_sent", "status, event_id")
+    assert sorted(r[1] for r in sent if r[0] == "accepted") == sorted(e["eventId"] for e in events)

@@ -58,16 +58,23 @@ def token_lifetime(token: str, now: float | None = None) -> float:
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """One event's fate: ``event_id`` when Recomendo accepted it (201), else ``error``."""
+    """One event's fate: ``event_id`` when Recomendo accepted it (201); ``error`` when it refused
+    it (a 4xx: the event itself is wrong); ``failure`` when sending failed for good (retries ran
+    out, a malformed answer); neither when it was not sent because another event had failed."""
 
     event: Mapping[str, Any]
     event_id: str | None = None
     error: str | None = None
     status: int | None = None
+    failure: Exception | None = None
 
     @property
     def accepted(self) -> bool:
         return self.event_id is not None
+
+    @property
+    def rejected(self) -> bool:
+        return self.error is not None
 
 
 class TrainingRefused(VendorAPIError):
@@ -218,23 +225,41 @@ class RecomendoHook(VendorHook):
     ) -> Iterator[EventOutcome]:
         """Send each event in its own request, up to ``concurrency`` at once under the shared budget.
 
-        Outcomes come back in input order. A 4xx (a rejected event) becomes an
-        outcome with ``error``; anything else that cannot be retried away raises.
+        Every outcome comes back, in input order, even after a failure: the
+        events accepted while others failed must still be recorded, or a rerun
+        would send them again. A 4xx (a rejected event) is an outcome with
+        ``error``. The first failure that retries could not cure stops further
+        sending and is raised once every outcome has been yielded.
         """
+        import threading
+
+        from vendorflow.errors import VendorflowError
         from vendorflow.http.paginate import bounded_map
 
+        failed = threading.Event()
+
         def send(event: Mapping[str, Any]) -> EventOutcome:
+            if failed.is_set():
+                return EventOutcome(event)
             try:
                 return EventOutcome(event, event_id=self.send_event(event))
             except VendorAPIError as exc:
                 if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 429):
                     return EventOutcome(event, error=exc.vendor_message, status=exc.status)
-                raise
+                failed.set()
+                return EventOutcome(event, status=exc.status, failure=exc)
+            except VendorflowError as exc:
+                failed.set()
+                return EventOutcome(event, failure=exc)
 
+        first_failure: Exception | None = None
         for outcome in bounded_map(send, events, concurrency or self.concurrency):
+            first_failure = first_failure or outcome.failure
             if on_outcome:
                 on_outcome(outcome)
             yield outcome
+        if first_failure is not None:
+            raise first_failure
 
     def train(self) -> dict[str, Any]:
         """``POST /v1/train``, sent once: never retried, since a retry could be a second training

@@ -430,6 +430,8 @@ class RecomendoEventsOperator(BaseOperator):
 
         try:
             for outcome in hook.send_events((p.event for p in planned if p.event is not None)):
+                if not (outcome.accepted or outcome.rejected):
+                    continue  # failed or never sent: nothing to record, the retry sends it
                 p = by_key[id(outcome.event)]
                 status = "accepted" if outcome.accepted else "rejected"
                 counts[status] += 1
