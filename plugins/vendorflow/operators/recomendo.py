@@ -33,6 +33,7 @@ from airflow.sdk import BaseOperator
 
 from vendorflow.assets import asset
 from vendorflow.datasets.recomendo import EVENTS_LEDGER, TRAINING_LEDGER
+from vendorflow.operators.dataset import DatasetOperator
 
 if TYPE_CHECKING:
     from vendorflow.hooks.recomendo import RecomendoHook
@@ -537,13 +538,7 @@ class RecomendoTrainingOperator(BaseOperator):
         _publish("recomendo/training_requests", days, hook, context, self.log)
 
 
-def _dataset_operator() -> type:
-    from vendorflow.operators.dataset import DatasetOperator
-
-    return DatasetOperator
-
-
-class RecomendoUsageOperator(_dataset_operator()):  # type: ignore[misc]
+class RecomendoUsageOperator(DatasetOperator):
     """``recomendo/usage`` for the logical date, plus the quota status in the task log and on the
     asset event (``extra["quota"]``): ``remaining_quota``, ``monthly_quota``, ``remaining_share`` and
     ``quota_warning`` (true under the connection's ``quota_warning_share``, default 0.1)."""
