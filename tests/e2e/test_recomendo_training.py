@@ -164,7 +164,7 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
 ) -> None:
     from types import SimpleNamespace
 
-    from airflow.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import TaskDeferred
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
     from vendorflow.hooks.recomendo import RecomendoHook

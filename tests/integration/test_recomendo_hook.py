@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +51,28 @@ def test_usage_reads_the_month_report_with_one_auth_call(sandbox: Sandbox, conn:
     assert paths.count("/auth/v1/auth") == 1 and paths.count("/client/v1/usage") == 3
 
 
+def _read_usage(barrier: Any) -> None:
+    from vendorflow.hooks.recomendo import RecomendoHook
+
+    hook = RecomendoHook()
+    barrier.wait(timeout=60)
+    hook.usage()
+
+
 def test_one_auth_call_for_many_processes(sandbox: Sandbox, conn: dict[str, Any]) -> None:
-    code = "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/plugins']\nfrom vendorflow.hooks.recomendo import RecomendoHook\nRecomendoHook().usage()"
-    env = {**os.environ}
-    workers = [subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT)], env=env) for _ in range(6)]
-    assert [w.wait(timeout=120) for w in workers] == [0] * 6
-    assert len(auth_calls(sandbox, conn)) == 1
+    import multiprocessing
+
+    import vendorflow.hooks.recomendo  # noqa: F401 - imported once, inherited by the forked workers
+
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    workers = [context.Process(target=_read_usage, args=(barrier,)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0] * 6
+    assert len(auth_calls(sandbox, conn)) == 1  # six processes found no token at once; one fetched it
 
 
 def test_a_token_is_replaced_when_its_lifetime_is_over(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
