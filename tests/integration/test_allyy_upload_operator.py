@@ -104,3 +104,26 @@ def test_the_dag_is_scheduled_on_the_configured_datasets(tmp_path: Path, monkeyp
     dag = DagBag(dag_folder=str(folder)).dags["allyy_upload"]
     assert isinstance(dag.schedule, AssetAny)  # either dataset alone starts a run
     assert sorted(a.name for a in dag.schedule.objects) == ["footprints/leads", "recreativ/offer_statistics"]
+
+
+def test_a_partition_claimed_by_another_run_meanwhile_is_not_sent_twice(
+    sandbox: Sandbox, published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vendorflow.datasets.allyy import UPLOADS_LEDGER
+    from vendorflow.errors import VendorflowError
+    from vendorflow.ledger import Ledger
+    from vendorflow.operators.allyy import AllyyUploadOperator
+
+    class RacedLedger(Ledger):
+        """Another run claims the partition right after this one looked at it."""
+
+        def get(self, key: str) -> Any:
+            seen = super().get(key)
+            Ledger(UPLOADS_LEDGER).put(key, "sending", {"by": "another run"})
+            return seen
+
+    monkeypatch.setattr(AllyyUploadOperator, "_ledger", lambda self: RacedLedger(UPLOADS_LEDGER))
+    with pytest.raises(VendorflowError, match="another run started uploading it meanwhile"):
+        execute()
+    assert arrived(sandbox) == []
+    assert Ledger(UPLOADS_LEDGER).get(KEY).data == {"by": "another run"}

@@ -338,7 +338,7 @@ class AllyyUploadOperator(BaseOperator):
                         waits.append(self._wait_spec(key, data))
                         continue
             try:
-                waits.append(self._upload(hook, ledger, lake, target, dt, key, manifests[key]))
+                waits.append(self._upload(hook, ledger, lake, target, dt, key, manifests[key], entry.status if entry else None))
             except VendorAPIError as exc:
                 rejected.append(f"{key}: {exc}")
 
@@ -363,7 +363,7 @@ class AllyyUploadOperator(BaseOperator):
                 "upload_id": data["upload_id"], "requested_at": data["requested_at"]}
 
     def _upload(self, hook: Any, ledger: Any, lake: Any, target: UploadTarget, dt: str, key: str,
-                manifest: Mapping[str, Any]) -> dict[str, Any]:
+                manifest: Mapping[str, Any], seen_status: str | None) -> dict[str, Any]:
         from vendorflow.hooks.allyy import UPLOAD_WIRE
         from vendorflow.progress import Progress
 
@@ -385,7 +385,10 @@ class AllyyUploadOperator(BaseOperator):
                 "requested_at": requested_at.isoformat(), "finished_at": None, "message": None,
                 "published_at": manifest.get("published_at"),
             }
-            ledger.put(key, "sending", data)  # before the request: a crash from here on is checked, not re-sent blindly
+            # Claimed before the request (a crash from here on is checked at Allyy, not re-sent blindly), and only
+            # from the state this task saw: another run that got there first keeps the partition.
+            if not ledger.put(key, "sending", data, only_if=seen_status):
+                raise VendorflowError(f"{key}: another run started uploading it meanwhile; nothing was sent by this one")
             self.log.info("%s: uploading %s rows (%s bytes of %s) to Allyy datasource %s",
                           key, f"{rows:,}", f"{size:,}", target.format.upper(), target.datasource_id)
             try:
