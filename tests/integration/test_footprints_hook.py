@@ -251,3 +251,27 @@ def test_an_announced_page_that_comes_back_empty_is_an_error(sandbox: Sandbox, c
     assert len(hook._lead_page(window, 3, 3)) == 100
     with pytest.raises(VendorResponseError, match="page 9 is empty although the vendor announced 3 pages"):
         hook._lead_page(window, 9, 3)
+
+
+@pytest.mark.parametrize(
+    ("variant", "field", "problem"),
+    [
+        ("wrong_type", "createdAt", "field 'createdAt' = 'not-a-str' is not an ISO 8601 instant"),
+        ("missing_key", "_id", "field '_id' = '<missing>' is missing (the key is required)"),
+    ],
+)
+def test_leads_that_break_the_schema_publish_nothing(sandbox: Sandbox, conn: dict[str, Any], data_root, variant: str,  # type: ignore[no-untyped-def]
+                                                     field: str, problem: str) -> None:
+    from vendorflow.datasets.footprints import LEADS
+    from vendorflow.pipeline.run import run_dataset
+    from vendorflow.pipeline.storage import Lake
+
+    sandbox.configure("footprints", leads_by_day={BUSY_DAY.isoformat(): 250})
+    sandbox.fault("footprints", "malformed", variant=variant, field=field, path="/api/lead", query="page=2&")
+    lake = Lake(str(data_root))
+    with pytest.raises(VendorResponseError) as error:
+        run_dataset(LEADS, hook=FootprintsHook(), dt=BUSY_DAY, run_id="bad", lake=lake)
+    assert str(error.value) == (
+        f"Footprints GET /api/lead?startDate=2024-03-02&endDate=2024-03-02&pageSize=500&page=2: record 0: {problem}"
+    )
+    assert lake.partitions("footprints/leads") == [] and not list(data_root.rglob("*.parquet"))
