@@ -200,3 +200,28 @@ def test_the_token_lifetime_is_read_from_the_jwt_exp_claim() -> None:
     assert token_lifetime(token, now=1_100.0) == 3500.0
     assert token_lifetime(token, now=9_999.0) == 0.0
     assert token_lifetime("not-a-jwt") == DEFAULT_TOKEN_LIFETIME  # the documented hour
+
+
+def test_two_runs_fed_the_same_leads_never_send_the_same_event(tmp_path: Path) -> None:
+    from vendorflow.operators.recomendo import claim_events
+
+    ledger = Ledger("recomendo_events", tmp_path / "ledger.sqlite")
+    planned = [p for n in range(5) for p in lead_events({**LEAD, "lead_id": f"l{n}"}, account="a")]
+    first = claim_events(ledger, planned, "run-1", now=1000.0)
+    assert len(first) == 10
+    assert claim_events(ledger, planned, "run-2", now=1001.0) == []  # all claimed by run-1, which is alive
+    assert len(claim_events(ledger, planned, "run-1", now=1002.0)) == 10  # run-1's retry resends its own unconfirmed ones
+    ledger.put(first[0].key, "accepted", {"event_id": "e1"})
+    taken_over = claim_events(ledger, planned, "run-3", now=1002.0 + 901)  # run-1 died: its claims expire
+    assert [p.key for p in taken_over] == [p.key for p in first[1:]]
+
+
+def test_a_failing_run_releases_its_claims_at_once(tmp_path: Path) -> None:
+    from vendorflow.operators.recomendo import claim_events, release_events
+
+    ledger = Ledger("recomendo_events", tmp_path / "ledger.sqlite")
+    planned = lead_events(LEAD, account="a")
+    claim_events(ledger, planned, "run-1", now=1000.0)
+    ledger.put(planned[0].key, "accepted", {"event_id": "e1"})
+    assert release_events(ledger, planned, "run-1") == 1
+    assert claim_events(ledger, planned, "rerun", now=1001.0) == [planned[1]]

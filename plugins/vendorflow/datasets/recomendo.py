@@ -77,8 +77,8 @@ def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
 
     def row(entry: Any) -> dict[str, Any] | None:
         data = entry.data
-        if data.get("dt") != day:
-            return None
+        if data.get("dt") != day or entry.status not in ("accepted", "rejected", "skipped"):
+            return None  # "sending": claimed by a run, outcome not known yet
         event = data.get("event") or {}
         return {
             "event_key": entry.key,

@@ -170,6 +170,42 @@ def leads_dts(context: Mapping[str, Any], explicit: Any = None) -> list[date]:
     return [ran.date()]
 
 
+def claim_events(ledger: Ledger, planned: Sequence[PlannedEvent], run_id: str, now: float, timeout: float = 900.0) -> list[PlannedEvent]:
+    """The events this run may send, claimed in one write transaction.
+
+    Two runs fed the same partition (a rerun of Footprints while a run is still
+    sending) must not both send an event: each event not yet recorded is
+    claimed (``sending``, with the run id) before it is sent. A run sends what
+    is unclaimed, what it claimed itself (its own retry), and what another run
+    claimed more than ``timeout`` seconds ago without an outcome (that run died).
+    """
+    mine = []
+    with ledger.exclusive() as tx:
+        for p in planned:
+            entry = tx.get(p.key)
+            if entry is not None and entry.status in ("accepted", "rejected", "skipped"):
+                continue
+            if entry is not None and entry.status == "sending":
+                owner, claimed_at = entry.data.get("run_id"), float(entry.data.get("claimed_at") or 0)
+                if owner != run_id and now - claimed_at < timeout:
+                    continue
+            tx.put(p.key, "sending", {"run_id": run_id, "claimed_at": now, "lead_id": p.lead_id})
+            mine.append(p)
+    return mine
+
+
+def release_events(ledger: Ledger, planned: Sequence[PlannedEvent], run_id: str) -> int:
+    """Give up this run's claims on events that got no outcome (the run is failing)."""
+    released = 0
+    with ledger.exclusive() as tx:
+        for p in planned:
+            entry = tx.get(p.key)
+            if entry is not None and entry.status == "sending" and entry.data.get("run_id") == run_id:
+                tx.put(p.key, "unsent", {"run_id": run_id, "lead_id": p.lead_id})
+                released += 1
+    return released
+
+
 # --- the training guard ---------------------------------------------------------------
 
 
@@ -367,12 +403,16 @@ class RecomendoEventsOperator(BaseOperator):
     template_fields = ("conn_id", "dt", "interaction_event")
     ui_color = "#f3e8f4"
 
-    def __init__(self, *, conn_id: str | None = None, dt: Any = None, interaction_event: str = DEFAULT_INTERACTION, **kwargs: Any) -> None:
+    def __init__(
+        self, *, conn_id: str | None = None, dt: Any = None, interaction_event: str = DEFAULT_INTERACTION,
+        claim_timeout: float = 900.0, **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("outlets", [asset("recomendo/events_sent")])
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.dt = dt
         self.interaction_event = interaction_event
+        self.claim_timeout = claim_timeout
 
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow import settings
@@ -387,7 +427,7 @@ class RecomendoEventsOperator(BaseOperator):
         days = leads_dts(context, self.dt)
         ledger = Ledger(EVENTS_LEDGER)
         run_id = str(context.get("run_id"))
-        totals = {"leads": 0, "accepted": 0, "already_sent": 0, "rejected": 0, "skipped": 0}
+        totals = {"leads": 0, "accepted": 0, "already_sent": 0, "rejected": 0, "skipped": 0, "in_flight_elsewhere": 0}
         for day in days:
             planned = [p for lead in read_leads(settings.data_root(), day) for p in lead_events(lead, account=account, interaction=self.interaction_event)]
             totals["leads"] += len(planned) // 2
@@ -400,10 +440,17 @@ class RecomendoEventsOperator(BaseOperator):
             ledger.put_many((p.key, "skipped", {"dt": day.isoformat(), "lead_id": p.lead_id, "client_id": p.client_id,
                                                 "event": p.draft, "message": p.problem, "run_id": run_id, "sent_at": None}) for p in skipped)
             totals["skipped"] += len(skipped)
-            sendable = [p for p in todo if p.event is not None]
-            self.log.info("footprints/leads dt=%s: %d events to send, %d already sent, %d skipped", day, len(sendable), len(planned) - len(todo), len(skipped))
+            sendable = claim_events(ledger, [p for p in todo if p.event is not None], run_id, time.time(), self.claim_timeout)
+            elsewhere = len(todo) - len(skipped) - len(sendable)
+            totals["in_flight_elsewhere"] += elsewhere
+            self.log.info("footprints/leads dt=%s: %d events to send, %d already sent, %d skipped, %d being sent by another run",
+                          day, len(sendable), len(planned) - len(todo), len(skipped), elsewhere)
             progress = Progress(f"recomendo events dt={day}", log=self.log, unit="events", total=len(sendable))
-            counts = self._send(hook, ledger, sendable, day, run_id, progress)
+            try:
+                counts = self._send(hook, ledger, sendable, day, run_id, progress)
+            except BaseException:
+                release_events(ledger, sendable, run_id)  # another run (a rerun) may send them at once
+                raise
             self.log.info("%s", progress.line())
             for key in ("accepted", "rejected"):
                 totals[key] += counts[key]
