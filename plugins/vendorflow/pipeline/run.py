@@ -9,7 +9,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-import pyarrow.parquet as pq
 
 from vendorflow import settings
 from vendorflow.datasets.spec import DatasetSpec, ExtractContext
@@ -17,7 +16,7 @@ from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.storage import Lake, ParquetStream, run_token
-from vendorflow.pipeline.validate import validate_table
+from vendorflow.pipeline.validate import validate_parquet
 from vendorflow.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -112,11 +111,10 @@ def run_dataset(
         **ctx.parameters,
     }
     try:
-        table = pq.read_table(staged)
-        outcome = validate_table(
-            spec, table, parameters=parameters, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
+        # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
+        outcome = validate_parquet(
+            spec, staged, parameters=parameters, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
         )
-        del table
     except BaseException:
         staged.unlink(missing_ok=True)
         raise

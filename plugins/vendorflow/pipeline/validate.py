@@ -159,3 +159,161 @@ def validate_table(
         result=described,
         docs_url=docs_index.as_uri() if docs_index.exists() else None,
     )
+
+
+# --- large batches: validated in chunks, so memory follows the chunk, not the day ----------------
+
+# Rows above which a staged file is validated chunk by chunk (``VENDORFLOW_VALIDATION_CHUNK_ROWS``).
+CHUNK_ROWS = int(os.environ.get("VENDORFLOW_VALIDATION_CHUNK_ROWS", "20000"))
+# Expectations whose verdict on a table is the conjunction of their verdicts on its parts.
+_ROW_WISE = frozenset({
+    "ExpectTableColumnsToMatchOrderedList", "ExpectTableColumnsToMatchSet", "ExpectColumnToExist",
+    "ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull", "ExpectColumnValuesToBeBetween",
+    "ExpectColumnValuesToBeInSet", "ExpectColumnValuesToNotBeInSet", "ExpectColumnValuesToMatchRegex",
+    "ExpectColumnValuesToNotMatchRegex", "ExpectColumnValuesToBeOfType", "ExpectColumnValuesToBeInTypeList",
+    "ExpectColumnValueLengthsToBeBetween", "ExpectColumnValueLengthsToEqual", "ExpectColumnPairValuesAToBeGreaterThanB",
+    "ExpectColumnPairValuesToBeEqual",
+})
+# Expectations about the whole table that are checked here, over only the columns they need.
+_WHOLE_TABLE = frozenset({
+    "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique", "ExpectTableRowCountToEqual",
+    "ExpectTableRowCountToBeBetween",
+})
+
+
+def _chunkable(expectations: list[Any]) -> bool:
+    for expectation in expectations:
+        name = type(expectation).__name__
+        if name not in _ROW_WISE | _WHOLE_TABLE:
+            return False  # an aggregate (mean, max, ...) needs the whole table at once
+        if name in _ROW_WISE and getattr(expectation, "mostly", 1) not in (None, 1):
+            return False  # "mostly" of a part is not "mostly" of the whole
+    return True
+
+
+def validate_parquet(
+    spec: DatasetSpec,
+    path: Path,
+    *,
+    parameters: dict[str, Any],
+    batch_name: str,
+    run_name: str,
+    gx_root: Path,
+    chunk_rows: int | None = None,
+) -> ValidationOutcome:
+    """Validate a staged Parquet file: whole when small, otherwise ``chunk_rows`` rows at a time.
+
+    In chunks, row-wise expectations run per chunk through Great Expectations
+    (one stored result and Data Docs page per chunk) and are merged; key
+    uniqueness and row counts are checked over the whole file, reading only the
+    key columns. A suite with an aggregate expectation is validated whole.
+    """
+    import pyarrow.parquet as pq
+
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    rows = pq.ParquetFile(path).metadata.num_rows
+    names = pq.read_schema(path).names
+    if rows <= chunk_rows or not _chunkable(suite_expectations(spec, names)):
+        table = pq.read_table(path)
+        return validate_table(spec, table, parameters=parameters, batch_name=batch_name, run_name=run_name, gx_root=gx_root)
+    return _validate_in_chunks(spec, path, names, rows, parameters=parameters, batch_name=batch_name, run_name=run_name,
+                               gx_root=gx_root, chunk_rows=chunk_rows)
+
+
+def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return parameters[value["$PARAMETER"]]
+    return value
+
+
+def _whole_table_result(expectation: Any, path: Path, rows: int, parameters: dict[str, Any]) -> dict[str, Any]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    config = expectation.configuration.to_json_dict()
+    kwargs = {k: _resolve(v, parameters) for k, v in config["kwargs"].items()}
+    config["kwargs"] = kwargs
+    name = type(expectation).__name__
+    if name.startswith("ExpectTableRowCount"):
+        if name == "ExpectTableRowCountToEqual":
+            success = rows == kwargs["value"]
+        else:
+            success = (kwargs.get("min_value") is None or rows >= kwargs["min_value"]) and (
+                kwargs.get("max_value") is None or rows <= kwargs["max_value"])
+        return {"success": success, "expectation_config": config, "result": {"observed_value": rows}}
+    columns = [kwargs["column"]] if name == "ExpectColumnValuesToBeUnique" else list(kwargs["column_list"])
+    keys = pq.read_table(path, columns=columns)
+    if name == "ExpectColumnValuesToBeUnique" or kwargs.get("ignore_row_if", "all_values_are_missing") == "all_values_are_missing":
+        present = None
+        for column in columns:
+            valid = pc.is_valid(keys[column])
+            present = valid if present is None else pc.or_(present, valid)
+        keys = keys.filter(present)
+    counts = keys.group_by(columns).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    unexpected = int(pc.sum(repeated["count_all"]).as_py() or 0)
+    sample = repeated.slice(0, 20).select(columns).to_pylist()
+    sample = [s[columns[0]] for s in sample] if len(columns) == 1 else sample
+    return {"success": unexpected == 0, "expectation_config": config,
+            "result": {"unexpected_count": unexpected, "partial_unexpected_list": sample}}
+
+
+def _validate_in_chunks(
+    spec: DatasetSpec, path: Path, names: list[str], rows: int, *, parameters: dict[str, Any], batch_name: str,
+    run_name: str, gx_root: Path, chunk_rows: int,
+) -> ValidationOutcome:
+    import great_expectations as gx
+    import pyarrow.parquet as pq
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    expectations = suite_expectations(spec, names)
+    row_wise = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
+    whole = [e for e in expectations if type(e).__name__ in _WHOLE_TABLE]
+    gx_root.mkdir(parents=True, exist_ok=True)
+    context = _context(gx_root)
+    name = spec.key_name.replace("/", ".")
+    asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
+    batch = asset.add_batch_definition_whole_dataframe(batch_name)
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=row_wise))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=name, validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")], result_format="SUMMARY",
+    ))
+    chunks: list[dict[str, Any]] = []
+    merged: dict[str, dict[str, Any]] = {}  # failing expectation -> its merged result
+    for number, record_batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows), start=1):
+        frame = pa.Table.from_batches([record_batch]).to_pandas()
+        try:
+            run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+                                 run_id=RunIdentifier(run_name=f"{run_name}-part{number}"))
+        except Exception as exc:
+            raise RuntimeError(f"{spec.key_name}: Great Expectations could not run the suite: {exc}") from exc
+        del frame
+        described = next(iter(run.run_results.values())).to_json_dict()
+        chunks.append({"part": number, "success": described.get("success"), "statistics": described.get("statistics")})
+        for result in described.get("results", []):
+            if result.get("success"):
+                continue
+            config = result.get("expectation_config") or {}
+            key = repr((config.get("type"), sorted((config.get("kwargs") or {}).items(), key=lambda kv: kv[0])))
+            into = merged.setdefault(key, {"success": False, "expectation_config": config, "result": {},
+                                           "exception_info": result.get("exception_info")})
+            detail, total = result.get("result") or {}, into["result"]
+            if detail.get("unexpected_count") is not None:
+                total["unexpected_count"] = total.get("unexpected_count", 0) + detail["unexpected_count"]
+                total["partial_unexpected_list"] = (total.get("partial_unexpected_list", []) +
+                                                    list(detail.get("partial_unexpected_list") or []))[:20]
+            elif "observed_value" in detail:
+                total.setdefault("observed_value", detail["observed_value"])
+    whole_results = [_whole_table_result(e, path, rows, parameters) for e in whole]
+    failing = list(merged.values()) + [r for r in whole_results if not r["success"]]
+    docs_index = gx_root / "data_docs" / "index.html"
+    return ValidationOutcome(
+        success=not failing,
+        evaluated=len(row_wise) + len(whole),
+        failures=[_describe_failure(r) for r in failing],
+        result={"chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
+                "results": failing + [r for r in whole_results if r["success"]], "success": not failing},
+        docs_url=docs_index.as_uri() if docs_index.exists() else None,
+    )
