@@ -158,3 +158,32 @@ def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
         consumed += 1
         time.sleep(0.002)  # a slow consumer (the Parquet writer) does not let pages pile up
     assert consumed == 60 and most <= 5
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 5])
+def test_a_big_day_validated_in_chunks_gets_the_same_verdict_as_whole(tmp_path: Path, chunk_rows: int) -> None:
+    import pyarrow.parquet as pq
+
+    from vendorflow.pipeline.validate import validate_parquet
+
+    records = GOOD + [record for _, record, _ in FAULTS] + [copy.deepcopy(GOOD[1])]  # a second duplicate pair
+    staged = tmp_path / "staged.parquet"
+    pq.write_table(build(records), staged, row_group_size=4)
+    parameters = {"dt": DAY.isoformat(), "day_start": "2024-03-02T00:00:00+00:00", "day_end": "2024-03-03T00:00:00+00:00",
+                  "vendor_records": len(records) + 1}
+    whole = validate_parquet(LEADS, staged, parameters=parameters, batch_name="w", run_name="whole", gx_root=tmp_path / "gx",
+                             chunk_rows=10_000)
+    parts = validate_parquet(LEADS, staged, parameters=parameters, batch_name="c", run_name="chunks", gx_root=tmp_path / "gx",
+                             chunk_rows=chunk_rows)
+    assert "chunked" not in whole.result and parts.result["chunked"]["parts"][-1]["part"] == -(-len(records) // chunk_rows)
+    assert not whole.success and not parts.success and parts.evaluated == whole.evaluated
+
+    def counts(failures: list[str]) -> dict[str, str]:  # expectation -> its count or observed value (samples may differ)
+        return {f.split("): ", 1)[0]: f.split("): ", 1)[1].split(", e.g.")[0] for f in failures}
+
+    assert counts(parts.failures) == counts(whole.failures)
+    assert counts(parts.failures)["expect_column_values_to_be_unique(column='lead_id'"] == "4 unexpected values"
+    clean = tmp_path / "clean.parquet"
+    pq.write_table(build(GOOD), clean)
+    assert validate_parquet(LEADS, clean, parameters={**parameters, "vendor_records": len(GOOD)}, batch_name="g",
+                            run_name="good", gx_root=tmp_path / "gx", chunk_rows=2).success
