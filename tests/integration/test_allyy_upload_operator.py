@@ -127,3 +127,22 @@ def test_a_partition_claimed_by_another_run_meanwhile_is_not_sent_twice(
         execute()
     assert arrived(sandbox) == []
     assert Ledger(UPLOADS_LEDGER).get(KEY).data == {"by": "another run"}
+
+
+def test_a_run_started_by_the_datasets_asset_event_uploads_that_partition(sandbox: Sandbox, published: Path) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    from vendorflow.operators.allyy import AllyyUploadOperator
+
+    # What DatasetOperator puts on the event when it publishes (DatasetResult.as_dict()).
+    event = SimpleNamespace(asset=SimpleNamespace(name=DATASET, uri=f"x-vendorflow://{DATASET}"), source_aliases=[],
+                            extra={"dataset": DATASET, "dt": DAY, "rows": 2, "path": str(published / DATASET / f"dt={DAY}")})
+    context = {"params": {"partitions": [], "force": False}, "triggering_asset_events": TriggeringAssetEventsAccessor.build([event])}
+    with pytest.raises(TaskDeferred) as deferred:
+        AllyyUploadOperator(task_id="upload").execute(context)
+    assert deferred.value.trigger.keys == [KEY]
+    [upload] = arrived(sandbox)
+    assert upload["format"] == "csv" and upload["rows"] == [{"campaign_id": "1001", "views": "10"}, {"campaign_id": "1002", "views": "20"}]
