@@ -12,8 +12,6 @@ import hashlib
 import hmac
 import os
 import re
-import time
-import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -22,9 +20,9 @@ from typing import Any
 import duckdb
 import pendulum
 import pytest
-import requests
 
 from include.sandbox.control import Sandbox
+from tests.oracles.footprints import Oracle as Api
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 2)  # a Saturday: a busy day, far more leads than the server's page-size cap
@@ -66,39 +64,6 @@ def run_dag(dag_id: str = "footprints_leads", day: date = DAY, tasks: list[str] 
 # -- the independent oracle -------------------------------------------------------------
 
 
-class Api:
-    def __init__(self, conn: dict[str, Any]) -> None:
-        self.host = conn["host"]
-        key = f"sandbox-oracle-{uuid.uuid4().hex[:8]}"
-        answer = requests.post(f"{self.host}/api/token", auth=(key, "sandbox-oracle"), data={"grant_type": "client_credentials"}, timeout=10)
-        answer.raise_for_status()
-        self.token = answer.json()["access_token"]
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        while True:
-            response = requests.request(method, f"{self.host}{path}", timeout=30, **kwargs)
-            if response.status_code != 429:
-                response.raise_for_status()
-                return response
-            time.sleep(float(response.headers.get("Retry-After", "1")))
-
-    def listing(self, path: str) -> list[dict[str, Any]]:
-        first = self.call("GET", path, params={"access_token": self.token, "page": 1})
-        out = list(first.json())
-        for page in range(2, int(first.headers["X-Total-Pages"]) + 1):
-            out.extend(self.call("GET", path, params={"access_token": self.token, "page": page}).json())
-        return out
-
-    def leads(self, day: date) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        page = 1
-        while batch := self.call("GET", "/api/lead", params={"access_token": self.token, "startDate": day.isoformat(),
-                                                             "endDate": day.isoformat(), "pageSize": 100, "page": page}).json():
-            out.extend(batch)
-            page += 1
-        return out
-
-
 def instant(value: str | None) -> datetime | None:
     return None if value is None else datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
@@ -132,7 +97,7 @@ def expected_leads(api: Api, day: date) -> list[tuple]:
 
 
 def expected_reference(api: Api, name: str) -> list[tuple]:
-    records = api.listing(REFERENCE[name][0])
+    records = api.pages(REFERENCE[name][0])
     if name == "offers":
         rows = [(r["_id"], r["name"], money(r["price"]), r["externalId"], r["offerCategory"]["_id"], r["offerCategory"]["name"]) for r in records]
     elif name == "skus":

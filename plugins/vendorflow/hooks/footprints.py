@@ -133,11 +133,7 @@ class FootprintsHook(VendorHook):
         return body
 
     def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body = self._get(path, params)
-        if not isinstance(body, dict):
-            source = self.client.describe("GET", path, params)
-            raise VendorResponseError(self.vendor_name, source, f"expected a JSON object, got {type(body).__name__}")
-        return body
+        return self.client.get_object(path, params=dict(params or {}))
 
     def _wrapped(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> Records:
         source = self.client.describe("GET", path, params)

@@ -60,10 +60,6 @@ class RecreativHook(VendorHook):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        body, _ = self.client.get_json(path, params=dict(params or {}))
-        return body
-
     def _list(self, path: str, params: Mapping[str, Any] | None = None) -> Records:
         """A list endpoint's records. The docs describe no paging, but Recreativ is a Yii2 API: if an
         answer carries Yii2's ``X-Pagination-Page-Count``, the remaining pages are fetched too, so a
@@ -84,11 +80,7 @@ class RecreativHook(VendorHook):
         return records
 
     def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        body = self._get(path, params)
-        if not isinstance(body, dict):
-            source = self.client.describe("GET", path, params)
-            raise VendorResponseError(self.vendor_name, source, f"expected a JSON object, got {type(body).__name__}")
-        return body
+        return self.client.get_object(path, params=dict(params or {}))
 
     # -- user -------------------------------------------------------------------------
 

@@ -310,5 +310,14 @@ class VendorClient:
         response = self.request("GET", path, params=params, **kwargs)
         return decode_json(response, self.vendor, self.describe("GET", path, params)), response
 
+    def get_object(self, path: str, *, params: Params = None, **kwargs: Any) -> dict[str, Any]:
+        """GET ``path`` whose answer must be one JSON object (a single resource)."""
+        body, _ = self.get_json(path, params=params, **kwargs)
+        if not isinstance(body, dict):
+            raise VendorResponseError(
+                self.vendor, self.describe("GET", path, params), f"expected a JSON object, got {type(body).__name__}"
+            )
+        return body
+
     def close(self) -> None:
         self.session.close()
