@@ -18,6 +18,7 @@ import requests
 import tenacity
 from requests.adapters import HTTPAdapter
 
+from vendorflow import __version__
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.http.ratelimit import RateLimiter
 from vendorflow.http.redact import install_log_redaction, redact_params, redact_text
@@ -191,7 +192,7 @@ class VendorClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.headers.update({"User-Agent": "vendorflow/0.1 (+airflow)", **(headers or {})})
+        self.session.headers.update({"User-Agent": f"vendorflow/{__version__} (+airflow)", **(headers or {})})
         self._counts = {"requests": 0, "retries": 0}
         self._counts_lock = threading.Lock()
 
