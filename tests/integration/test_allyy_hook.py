@@ -192,12 +192,17 @@ def test_transient_faults_are_retried(sandbox: Sandbox, connect, state_dir, kind
 
 
 def test_the_shared_budget_keeps_under_allyys_limit(sandbox: Sandbox, connect, state_dir) -> None:  # type: ignore[no-untyped-def]
+    """Allyy publishes no limit, so a deployment sets one below what it observed: the hook keeps to
+    it. (The 3% margin at a vendor's exact limit is measured by the benchmarks, not asserted here,
+    where a loaded test machine could delay one request past it.)"""
     sandbox.configure("allyy", rate_limit=20)
-    connect("allyy", requests_per_second=20, **FAST_RETRY)
+    connect("allyy", requests_per_second=15, **FAST_RETRY)
     hook = AllyyHook()
+    started = time.monotonic()
     for _ in range(30):
         next(hook.models_pages())
     assert sandbox.stats("allyy")["throttled"] == 0
+    assert time.monotonic() - started >= 29 / 15  # paced by the budget (a lower bound: load only slows it)
 
 
 # --- uploads -------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -58,8 +59,9 @@ class FileSlotStore:
     process and unrelated processes of one machine all exclude each other.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], int] = time.time_ns) -> None:
         self.path = path
+        self.clock = clock  # epoch nanoseconds; injectable so tests can read the slot exactly
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def reserve(self, interval_us: int) -> float:
@@ -68,7 +70,7 @@ class FileSlotStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             raw = os.pread(fd, 32, 0)
             next_free = int(raw) if raw.strip() else 0
-            now = time.time_ns() // 1000
+            now = self.clock() // 1000
             start = max(next_free, now)
             os.pwrite(fd, str(start + interval_us).ljust(20).encode(), 0)
         finally:
