@@ -19,20 +19,35 @@ def test_budget_key_is_stable_and_hides_the_credential() -> None:
     assert "secret" not in key and key.startswith("recreativ-")
 
 
+class FakeClock:
+    """Epoch nanoseconds that move only when the test says so."""
+
+    def __init__(self, start_us: int = 1_700_000_000_000_000) -> None:
+        self.us = start_us
+
+    def __call__(self) -> int:
+        return self.us * 1000
+
+
 def test_reservations_are_spaced_by_the_interval(tmp_path: Path) -> None:
-    store = FileSlotStore(tmp_path / "b.next")
-    waits = [store.reserve(100_000) for _ in range(5)]  # 0.1 s apart, reserved at once
-    assert waits[0] == pytest.approx(0, abs=0.01)
-    for previous, current in zip(waits, waits[1:]):
-        assert current - previous == pytest.approx(0.1, abs=0.01)
+    store = FileSlotStore(tmp_path / "b.next", clock=FakeClock())
+    waits = [store.reserve(100_000) for _ in range(5)]  # 0.1 s apart, reserved at the same instant
+    assert waits == [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
 def test_an_idle_budget_does_not_bank_a_burst(tmp_path: Path) -> None:
-    store = FileSlotStore(tmp_path / "b.next")
+    clock = FakeClock()
+    store = FileSlotStore(tmp_path / "b.next", clock=clock)
     store.reserve(10_000)
-    time.sleep(0.05)  # idle for five intervals
-    assert store.reserve(10_000) == pytest.approx(0, abs=0.005)
-    assert store.reserve(10_000) == pytest.approx(0.01, abs=0.005)  # no saved-up credit
+    clock.us += 50_000  # idle for five intervals
+    assert store.reserve(10_000) == 0.0
+    assert store.reserve(10_000) == 0.01  # no saved-up credit
+
+
+def test_a_real_clock_gives_the_same_schedule(tmp_path: Path) -> None:
+    store = FileSlotStore(tmp_path / "b.next")  # time.time_ns
+    waits = [store.reserve(1_000_000) for _ in range(3)]  # a second apart: scheduling noise is negligible
+    assert [round(w) for w in waits] == [0, 1, 2]
 
 
 def test_limiter_validates_its_arguments(tmp_path: Path) -> None:
