@@ -275,11 +275,20 @@ class SandboxMiddleware:
         sub_path = path[len(vendor.prefix):] or "/"
         token = vendor.token_of(scope)
         seen = Seen(now, vendor.name, method, sub_path, scope.get("query_string", b"").decode(), token=token)
-        status_holder: dict[str, int] = {}
+        recorded = False
+
+        def record(status: int) -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                seen.status = status
+                self.state.record(seen)
 
         async def tracking_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                # Recorded before the answer leaves: a client that got its answer and then asks
+                # the control API what was seen always finds its request there.
+                record(message["status"])
             await send(message)
 
         try:
@@ -307,8 +316,7 @@ class SandboxMiddleware:
                 return
             await self.app(scope, receive, tracking_send)
         finally:
-            seen.status = status_holder.get("status", 0)
-            self.state.record(seen)
+            record(0)  # no answer started (the app failed before answering)
 
     async def _mangled(self, scope: Scope, receive: Receive, send: Send, fault: Fault) -> None:
         captured: dict[str, Any] = {"status": 200, "headers": [], "body": b""}
