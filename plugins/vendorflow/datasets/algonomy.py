@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, pages_of
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
 
 LEDGER = "algonomy_optouts"
 REQUESTED, ACCEPTED, FAILED = "requested", "accepted", "failed"
@@ -40,16 +40,12 @@ def ledger_row(key: str, status: str, data: Mapping[str, Any], updated_at: Any) 
 
 def extract_optouts(ctx: ExtractContext) -> Iterator[Records]:
     """Every ledger entry first requested by a run of logical date ``dt``."""
-    from vendorflow.ledger import Ledger
-
-    ledger = Ledger(LEDGER)
     day = ctx.dt.isoformat()
-    rows = (
-        ledger_row(entry.key, entry.status, entry.data, entry.updated_at)
-        for entry in ledger.entries()
-        if entry.data.get("dt") == day
-    )
-    yield from pages_of(rows, f"ledger {LEDGER} dt={day}")
+
+    def row(entry: Any) -> dict[str, Any] | None:
+        return ledger_row(entry.key, entry.status, entry.data, entry.updated_at) if entry.data.get("dt") == day else None
+
+    yield from ledger_pages(LEDGER, row, f"ledger {LEDGER} dt={day}")
 
 
 OPTOUTS = DatasetSpec(

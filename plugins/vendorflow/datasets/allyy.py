@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, pages_of, param
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, param
 
 if TYPE_CHECKING:
     from vendorflow.hooks.allyy import AllyyHook
@@ -29,11 +29,9 @@ def extract_models(ctx: ExtractContext) -> Iterator[Records]:
 
 def extract_uploads(ctx: ExtractContext) -> Iterator[Records]:
     """The upload ledger as it is now: every partition ever sent, its latest state."""
-    from vendorflow.ledger import Ledger
-
-    records = ({**entry.data, "state": entry.status, "recorded_at": entry.updated_at.isoformat()}
-               for entry in Ledger(UPLOADS_LEDGER).entries())
-    yield from pages_of(records, f"ledger {UPLOADS_LEDGER}")
+    yield from ledger_pages(
+        UPLOADS_LEDGER, lambda entry: {**entry.data, "state": entry.status, "recorded_at": entry.updated_at.isoformat()}
+    )
 
 
 MODELS = DatasetSpec(

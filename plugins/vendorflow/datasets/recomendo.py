@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
 
 if TYPE_CHECKING:
     from vendorflow.hooks.recomendo import RecomendoHook
@@ -63,15 +63,6 @@ def extract_usage(ctx: ExtractContext) -> Iterator[Records]:
     yield Records(({**u, "usagePlan": plan} if isinstance(u, dict) else u for u in report["usages"]), source)
 
 
-def _ledger_records(name: str, ctx: ExtractContext, wanted: Any) -> Iterator[Records]:
-    from vendorflow.datasets.spec import pages_of
-    from vendorflow.ledger import Ledger
-
-    ledger = Ledger(name)
-    rows = (row for entry in ledger.entries() if (row := wanted(entry)) is not None)
-    yield from pages_of(rows, f"ledger {name}", size=10_000)
-
-
 def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
     day = ctx.dt.isoformat()
 
@@ -98,7 +89,7 @@ def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
             "run_id": data.get("run_id"),
         }
 
-    yield from _ledger_records(EVENTS_LEDGER, ctx, row)
+    yield from ledger_pages(EVENTS_LEDGER, row)
 
 
 def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
@@ -133,7 +124,7 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
             "answer": t.get("message") or data.get("message"),
         }
 
-    yield from _ledger_records(TRAINING_LEDGER, ctx, row)
+    yield from ledger_pages(TRAINING_LEDGER, row)
 
 
 USAGE = DatasetSpec(

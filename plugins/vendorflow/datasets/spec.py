@@ -169,6 +169,17 @@ class DatasetSpec:
         return self.connection or self.vendor
 
 
+def ledger_pages(
+    name: str, row: Callable[[Any], Mapping[str, Any] | None], source: str | None = None
+) -> Iterator[Records]:
+    """A :class:`vendorflow.ledger.Ledger` as pages of records, for datasets that publish what the
+    pipeline did: ``row(entry)`` makes an entry a record, or ``None`` leaves it out."""
+    from vendorflow.ledger import Ledger
+
+    rows = (record for entry in Ledger(name).entries() if (record := row(entry)) is not None)
+    yield from pages_of(rows, source or f"ledger {name}")
+
+
 def pages_of(records: Iterable[Mapping[str, Any]], source: str, size: int = 10_000) -> Iterator[Records]:
     """Cut an iterable of records into pages (for extractors whose vendor answers one long list)."""
     batch = Records((), source)

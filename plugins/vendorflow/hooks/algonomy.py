@@ -22,7 +22,7 @@ from vendorflow.errors import VendorResponseError
 from vendorflow.hooks.base import VendorHook
 from vendorflow.http.client import BearerAuth, VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
-from vendorflow.http.tokens import TokenManager
+from vendorflow.http.tokens import TokenManager, oauth2_token
 
 TOKEN_PATH = "/profile-command/v1/oauth2/token"
 OPT_OUT_BODY: dict[str, Any] = {"type": "optOut", "enableOptOut": True}
@@ -144,21 +144,7 @@ class AlgonomyHook(VendorHook):
             response = self.client.request("POST", TOKEN_PATH, params=credentials, auth=None)
             endpoint = self.client.describe("POST", TOKEN_PATH, credentials)
         body = decode_json(response, self.vendor_name, endpoint)
-        if not isinstance(body, dict):
-            raise VendorResponseError(self.vendor_name, endpoint, f"expected a JSON object, got {type(body).__name__}")
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise VendorResponseError(self.vendor_name, endpoint, "the answer has no access_token")
-        lifetime = body.get("expires_in", 28_800)
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float, str)):
-            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}, not a number of seconds")
-        try:
-            seconds = float(lifetime)
-        except ValueError:
-            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}, not a number of seconds") from None
-        if seconds <= 0:
-            raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}: the token is already expired")
-        return token, seconds
+        return oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=28_800)
 
     # -- the API -------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from vendorflow.http.client import BearerAuth, VendorClient, decode_json
 from vendorflow.http.paginate import OffsetPaginator, PaginationError
 from vendorflow.http.ratelimit import shared_limiter
 from vendorflow.http.retry import RetryPolicy
-from vendorflow.http.tokens import TokenManager
+from vendorflow.http.tokens import TokenManager, oauth2_token
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,7 @@ class AllyyHook(VendorHook):
                 data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope},
             )
             body = decode_json(response, self.vendor_name, endpoint)
-            token = body.get("access_token") if isinstance(body, Mapping) else None
-            lifetime = body.get("expires_in", 3600) if isinstance(body, Mapping) else None
-            if not isinstance(token, str) or not token:
-                raise VendorResponseError(self.vendor_name, endpoint, "the token answer has no access_token")
-            if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
-                raise VendorResponseError(self.vendor_name, endpoint, f"expires_in is {lifetime!r}, not a positive number")
-            return token, float(lifetime)
+            return oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=3600)
 
         tokens = TokenManager(key, fetch, leeway=self.extra_float("token_leeway_seconds", 60.0, minimum=-1) or 0.0)
         client = VendorClient(

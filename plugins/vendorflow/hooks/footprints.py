@@ -30,7 +30,7 @@ from vendorflow.hooks.base import VendorHook
 from vendorflow.http.client import QueryTokenAuth, VendorClient
 from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, numbered_pages, records_at
 from vendorflow.http.ratelimit import budget_key, shared_limiter
-from vendorflow.http.tokens import TokenManager
+from vendorflow.http.tokens import TokenManager, oauth2_token
 
 GrantType = Literal["client_credentials", "pin", "password"]
 GRANT_TYPES: tuple[str, ...] = ("client_credentials", "pin", "password")
@@ -118,13 +118,7 @@ class FootprintsHook(VendorHook):
         from vendorflow.http.client import decode_json
 
         body = decode_json(response, self.vendor_name, endpoint)
-        token = body.get("access_token") if isinstance(body, Mapping) else None
-        if not isinstance(token, str) or not token:
-            raise VendorResponseError(self.vendor_name, endpoint, "the answer has no access_token")
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            raise VendorResponseError(self.vendor_name, endpoint, "expires_in is not a number") from None
+        token, lifetime = oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=3600)
         self.log.info("Footprints: new access token (grant %s), valid %.0f s", self.grant["grant_type"], lifetime)
         return token, lifetime
 

@@ -21,14 +21,39 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from vendorflow import settings
 
 DEFAULT_LEEWAY_SECONDS = 60.0
+
+
+def oauth2_token(body: Any, *, vendor: str, endpoint: str, default_lifetime: float) -> tuple[str, float]:
+    """``(access_token, expires_in seconds)`` of an OAuth2 token answer; a malformed answer is a
+    :class:`~vendorflow.errors.VendorResponseError` naming the problem (never the token)."""
+    from vendorflow.errors import VendorResponseError
+
+    if not isinstance(body, Mapping):
+        raise VendorResponseError(vendor, endpoint, f"expected a JSON object, got {type(body).__name__}")
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise VendorResponseError(vendor, endpoint, "the answer has no access_token")
+    lifetime = body.get("expires_in")
+    if lifetime is None:
+        return token, float(default_lifetime)
+    not_a_number = f"expires_in is {lifetime!r}, not a number of seconds"
+    if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float, str)):
+        raise VendorResponseError(vendor, endpoint, not_a_number)
+    try:
+        seconds = float(lifetime)
+    except ValueError:
+        raise VendorResponseError(vendor, endpoint, not_a_number) from None
+    if not seconds > 0:
+        raise VendorResponseError(vendor, endpoint, f"expires_in is {lifetime!r}: the token is already expired")
+    return token, seconds
 
 
 @dataclass(frozen=True)
