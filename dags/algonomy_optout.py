@@ -37,6 +37,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from vendorflow.dag_defaults import default_args
 from vendorflow.operators.algonomy import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
 
 with DAG(
@@ -46,7 +47,7 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["vendorflow", "algonomy", "privacy"],
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    default_args=default_args(retries=3, retry_delay=timedelta(minutes=2)),
     max_active_runs=1,
     params={
         "user_ids": Param(

@@ -32,6 +32,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetAny, Param, task
 
+from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
 from vendorflow.operators.allyy import AllyyUploadOperator, load_targets
 from vendorflow.operators.dataset import DatasetOperator
@@ -45,7 +46,7 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["vendorflow", "allyy", "upload"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    default_args=default_args(retries=2, retry_delay=timedelta(minutes=5)),
     max_active_runs=1,  # uploads of one datasource in order, and one ledger writer at a time
     params={
         "partitions": Param(

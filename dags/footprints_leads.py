@@ -29,6 +29,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -38,7 +39,8 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["vendorflow", "footprints", "extract"],
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
+    params=extraction_params(),
     max_active_runs=3,
 ):
     for dataset in ("leads", "offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):

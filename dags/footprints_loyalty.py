@@ -22,6 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -31,7 +32,8 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["vendorflow", "footprints", "extract", "loyalty"],
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
+    params=extraction_params(),
     max_active_runs=3,
 ):
     for dataset in ("loyalty_campaigns", "loyalty_codes"):

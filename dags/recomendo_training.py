@@ -30,6 +30,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
 from vendorflow.operators.recomendo import RecomendoEventsOperator, RecomendoTrainingOperator
 
@@ -40,7 +41,7 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["vendorflow", "recomendo", "load"],
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    default_args=default_args(retries=3, retry_delay=timedelta(minutes=2)),
     max_active_runs=4,
     params={
         "dt": Param(None, type=["null", "string", "array"], description="footprints/leads partition(s), YYYY-MM-DD; default: the triggering asset events'"),

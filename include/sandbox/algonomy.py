@@ -168,6 +168,12 @@ def control_routes(control: FastAPI, state: SandboxState) -> None:
     def optouts() -> dict[str, Any]:
         return _REGISTRY.snapshot()
 
+    @control.get("/_sandbox/algonomy/tokens")
+    def tokens() -> list[str]:
+        """Every access token issued since the last reset (for leak tests to search for)."""
+        with _REGISTRY.lock:
+            return list(_REGISTRY.tokens)
+
 
 def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
     """``algonomy_default`` pointed at this sandbox (a fresh client per ``suffix``: its own budget)."""

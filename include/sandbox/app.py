@@ -71,6 +71,8 @@ def create_app() -> Any:
         state.vendors[vendor].config.update(changes)
         return state.vendors[vendor].config
 
+    FAULT_KINDS = ("status", "drop", "slow", "malformed", "echo", "trickle")
+
     @control.post("/_sandbox/faults")
     def add_fault(spec: dict[str, Any] = Body(...)) -> dict[str, Any]:
         known = {f.name for f in fields(Fault)}
@@ -79,8 +81,8 @@ def create_app() -> Any:
             raise HTTPException(400, f"unknown fault fields: {sorted(unknown)}")
         if spec.get("vendor") not in state.vendors:
             raise HTTPException(400, f"unknown vendor {spec.get('vendor')!r}")
-        if spec.get("kind") not in ("status", "drop", "slow", "malformed"):
-            raise HTTPException(400, "kind must be status, drop, slow or malformed")
+        if spec.get("kind") not in FAULT_KINDS:
+            raise HTTPException(400, f"kind must be one of {', '.join(FAULT_KINDS)}")
         fault = Fault(**spec)
         with state.lock:
             state.faults.append(fault)

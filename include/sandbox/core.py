@@ -12,7 +12,13 @@ substring, ``count`` times after skipping ``after`` matches):
 - ``malformed``: answer 200 with a broken body, ``variant`` one of ``html``,
   ``xml``, ``truncated``, ``wrong_type`` (``field`` becomes a string),
   ``missing_key`` (``field`` removed), ``not_a_list``, ``duplicate`` (the
-  first record of the first list is served twice).
+  first record of the first list is served twice), ``empty`` (every list of
+  records served empty, the envelope and headers kept), ``empty_list`` (the
+  body is ``[]``), ``extra_field`` (every record gets ``field`` with a value it
+  never had), ``renamed`` (``field`` renamed ``<field>_v2`` in every record);
+- ``echo``: answer ``status`` (400 by default) with an error body that echoes
+  the request's headers and query string, as some gateways do (tokens included);
+- ``trickle``: send the real answer ``chunk`` bytes at a time, ``delay`` seconds apart.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Fault:
     delay: float = 0.0
     variant: str = "html"
     field: str | None = None
+    chunk: int = 16
     count: int = 1
     after: int = 0
     served: int = 0
@@ -214,6 +221,32 @@ def _first(value: Any, wanted: Callable[[Any], bool]) -> Any:
     return None
 
 
+def _record_lists(value: Any) -> list[list[Any]]:
+    """Every list of records (dicts) in a JSON document."""
+    found: list[list[Any]] = []
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) for v in value):
+            found.append(value)
+        for item in value:
+            found.extend(_record_lists(item))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(_record_lists(item))
+    return found
+
+
+def _echo_body(scope: Scope, status: int) -> bytes:
+    """An error answer that quotes the request back, secrets and all (what some gateways do)."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    query = scope.get("query_string", b"").decode("latin-1")
+    echoed = "; ".join(f"{k}: {v}" for k, v in headers.items())
+    return json.dumps({
+        "message": f"Bad request {scope['method']} {scope['path']}?{query} with headers {echoed}",
+        "status": status,
+        "request": {"headers": headers, "query": query},
+    }).encode()
+
+
 def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
     """A broken version of a JSON body, and its content type."""
     if fault.variant == "html":
@@ -229,6 +262,19 @@ def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
         data = json.loads(body)
     except ValueError:
         return body, "application/json"
+    if fault.variant == "empty_list":
+        return b"[]", "application/json"
+    if fault.variant in ("empty", "extra_field", "renamed"):
+        for records in _record_lists(data):
+            if fault.variant == "empty":
+                records.clear()
+                continue
+            for record in records:
+                if fault.variant == "extra_field":
+                    record[fault.field or "surprise"] = "new in this answer"
+                elif fault.field in record:
+                    record[f"{fault.field}_v2"] = record.pop(fault.field)
+        return json.dumps(data).encode(), "application/json"
     if fault.variant == "not_a_list":
         return json.dumps({"unexpected": data}).encode(), "application/json"
     if fault.variant == "duplicate":
@@ -295,6 +341,10 @@ class SandboxMiddleware:
             fault = self.state.take_fault(vendor.name, method, sub_path, unquote(seen.query))
             if fault is not None:
                 seen.fault = fault.kind if fault.kind != "status" else f"status {fault.status}"
+            if fault is not None and fault.kind == "echo":
+                status = fault.status if fault.status != 503 else 400
+                await _send_simple(tracking_send, status, {"content-type": "application/json"}, _echo_body(scope, status))
+                return
             if fault is not None and fault.kind == "status":
                 headers = {"content-type": "application/json"}
                 if fault.retry_after is not None:
@@ -311,7 +361,7 @@ class SandboxMiddleware:
                 latency += fault.delay
             if latency > 0:
                 await asyncio.sleep(latency)
-            if fault is not None and fault.kind in ("drop", "malformed"):
+            if fault is not None and fault.kind in ("drop", "malformed", "trickle"):
                 await self._mangled(scope, receive, tracking_send, fault)
                 return
             await self.app(scope, receive, tracking_send)
@@ -329,6 +379,14 @@ class SandboxMiddleware:
 
         await self.app(scope, receive, capture)
         body: bytes = captured["body"]
+        if fault.kind == "trickle":
+            await send({"type": "http.response.start", "status": captured["status"], "headers": captured["headers"]})
+            step = max(1, fault.chunk)
+            for start in range(0, len(body), step):
+                await send({"type": "http.response.body", "body": body[start : start + step], "more_body": True})
+                await asyncio.sleep(fault.delay)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if fault.kind == "drop":
             headers = [(k, v) for k, v in captured["headers"] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(max(len(body), 2)).encode()))

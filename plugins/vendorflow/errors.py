@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class VendorflowError(Exception):
-    """Base class of every error raised by this package."""
+    """Base class of every error raised by this package; its text never holds a secret the process knows."""
+
+    def __init__(self, *args: object) -> None:
+        from vendorflow.http.redact import redact_text
+
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(VendorflowError):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from vendorflow import settings
+from vendorflow.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ANY = object()  # put(only_if=_ANY): unconditional
@@ -42,6 +43,27 @@ _ANY = object()  # put(only_if=_ANY): unconditional
 def ledger_path() -> Path:
     explicit = os.environ.get("VENDORFLOW_LEDGER_PATH")
     return Path(explicit) if explicit else settings.state_dir() / "ledger.sqlite"
+
+
+def _unusable(path: Path, error: sqlite3.Error) -> ConfigError:
+    """A ledger that cannot be opened or written: say which file, why, and which setting moves it."""
+    reason = str(error)
+    hint = {
+        "readonly": "the file or its folder is read-only for this user",
+        "not a database": "the file is not an SQLite database (corrupt, or another file at that path)",
+        "malformed": "the database file is corrupt",
+        "unable to open": "the file cannot be created or opened (missing folder or no permission)",
+        "disk I/O": "the disk failed or is full",
+    }
+    explained = next((text for word, text in hint.items() if word in reason), reason)
+    return ConfigError(
+        f"The action ledger {path} cannot be used: {explained} (sqlite: {reason}). Fix the file's permissions or "
+        f"move it aside, or point VENDORFLOW_LEDGER_PATH (or VENDORFLOW_STATE_DIR) at a writable place."
+    )
+
+
+def _locked(error: sqlite3.Error) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _now() -> str:
@@ -87,43 +109,67 @@ class Ledger:
             raise ValueError(f"ledger name must be snake_case, not {name!r}")
         self.name = name
         self.path = path or ledger_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(self.path, sqlite3.OperationalError(f"unable to open: {exc.strerror}")) from None
         self._local = threading.local()
-        with self._connection() as db:
-            db.execute(
-                f'CREATE TABLE IF NOT EXISTS "{name}" ('
-                "key TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT, "
-                "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
-            )
-            db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_status" ON "{name}" (status)')
-            db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_updated" ON "{name}" (updated_at)')
+        try:
+            with self._connection() as db:
+                db.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{name}" ('
+                    "key TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT, "
+                    "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+                )
+                db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_status" ON "{name}" (status)')
+                db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_updated" ON "{name}" (updated_at)')
+        except sqlite3.Error as exc:
+            if _locked(exc):
+                raise
+            raise _unusable(self.path, exc) from None
 
     # -- connections -----------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "pid", None) != os.getpid():
-            db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=120000")
-            for attempt in range(50):  # switching to WAL needs a moment alone with a new file
-                try:
-                    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                        db.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError:
-                    if attempt == 49:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
-            db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut
+            try:
+                db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout=120000")
+                for attempt in range(50):  # switching to WAL needs a moment alone with a new file
+                    try:
+                        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                            db.execute("PRAGMA journal_mode=WAL")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if attempt == 49 or not _locked(exc):  # only a busy file is worth waiting for
+                            raise
+                        time.sleep(0.05 * (attempt + 1))
+                db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut
+            except sqlite3.Error as exc:
+                if _locked(exc):
+                    raise
+                raise _unusable(self.path, exc) from None
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
     @contextlib.contextmanager
     def _connection(self, exclusive: bool = False) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+        try:
+            db.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
+        except sqlite3.Error as exc:
+            if _locked(exc):
+                raise
+            raise _unusable(self.path, exc) from None
         try:
             yield db
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if _locked(exc):
+                raise
+            raise _unusable(self.path, exc) from None
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -139,7 +185,10 @@ class Ledger:
         return _entry(row) if row else None
 
     def _put(self, db: sqlite3.Connection, key: str, status: str, data: Mapping[str, Any] | None) -> None:
+        from vendorflow.http.redact import redact_value
+
         now = _now()
+        data = redact_value(dict(data or {}))  # a vendor answer may echo a token: never keep one
         db.execute(
             f'INSERT INTO "{self.name}" (key, status, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?) '
             "ON CONFLICT(key) DO UPDATE SET status = excluded.status, data = excluded.data, updated_at = excluded.updated_at",

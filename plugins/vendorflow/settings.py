@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from vendorflow.errors import ConfigError
 
@@ -74,3 +74,38 @@ def state_dir() -> Path:
 
 def redis_url() -> str | None:
     return os.environ.get("VENDORFLOW_REDIS_URL") or None
+
+
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """The redis-py exceptions that mean the server cannot be used (unreachable, refused, misconfigured)."""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, redis.ResponseError)
+
+
+def redis_unreachable(error: BaseException) -> ConfigError:
+    """A clear error for a Redis that cannot be used, naming the variable and the host, never the password."""
+    from urllib.parse import urlsplit
+
+    url = redis_url() or ""
+    parts = urlsplit(url)
+    where = f"{parts.hostname or '?'}:{parts.port or 6379}"
+    reason = " ".join(str(error).split())
+    if parts.password:
+        reason = reason.replace(parts.password, "***")
+    return ConfigError(
+        f"Redis at {where} (VENDORFLOW_REDIS_URL) cannot be used: {type(error).__name__}: {reason}. "
+        f"Start it, or fix or unset VENDORFLOW_REDIS_URL (unset, budgets and tokens stay on this machine)."
+    )
+
+
+def redis_client(url: str) -> Any:
+    """A redis-py client for ``url`` with bounded waits; a malformed URL is a :class:`ConfigError`."""
+    import redis
+
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    except ValueError as exc:
+        raise ConfigError(
+            f"VENDORFLOW_REDIS_URL is not a Redis URL ({exc}); write it as redis://host:6379/0"
+        ) from None

@@ -45,6 +45,20 @@ def test_every_dag_has_tags_retries_and_docs(bag) -> None:  # type: ignore[no-un
         assert dag.doc_md and len(dag.doc_md) > 80, f"{dag_id} has no real doc_md"
         for task in dag.tasks:
             assert task.retries and task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.execution_timeout is not None, f"{dag_id}.{task.task_id} has no execution_timeout"
+
+
+def test_the_task_timeout_is_configurable_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from vendorflow.dag_defaults import default_args, task_timeout
+
+    assert default_args()["execution_timeout"] == timedelta(hours=2)
+    monkeypatch.setenv("VENDORFLOW_TASK_TIMEOUT_MINUTES", "7.5")
+    assert task_timeout() == timedelta(minutes=7, seconds=30)
+    monkeypatch.setenv("VENDORFLOW_TASK_TIMEOUT_MINUTES", "0")
+    with pytest.raises(ValueError, match="VENDORFLOW_TASK_TIMEOUT_MINUTES must be a positive number"):
+        task_timeout()
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

@@ -78,7 +78,11 @@ def test_an_upload_interrupted_after_sending_is_found_not_sent_again(sandbox: Sa
 def test_a_partition_without_manifest_or_not_configured_is_refused(sandbox: Sandbox, published: Path) -> None:
     from vendorflow.errors import ConfigError, ValidationFailed
 
-    (published / DATASET / f"dt={DAY}" / "_manifest.json").unlink()
+    # A data file without the manifest a validated publish seals into its footer (written by hand).
+    import pyarrow.parquet as pq
+
+    data_file = published / DATASET / f"dt={DAY}" / "data.parquet"
+    pq.write_table(pq.read_table(data_file).replace_schema_metadata(None), data_file)
     with pytest.raises(ValidationFailed, match=f"{KEY}: no validated partition is published"):
         execute()
     with pytest.raises(ConfigError, match="recreativ/campaigns: not configured for upload"):

@@ -93,3 +93,41 @@ def test_recording_never_reopens_an_id_already_in_the_ledger(tmp_path: Path) -> 
     assert ledger.get("a").status == "accepted"  # type: ignore[union-attr]
     assert ledger.get("b").data["run_id"] == "r1"  # type: ignore[union-attr]
     assert pending_user_ids(ledger) == ["b", "c"]
+
+
+# --- probes: characters that str.splitlines() and str.strip() take for line breaks or spaces ---------
+
+INVISIBLE = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028", "\u2029", "\x80", "\x9f",
+             "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\r"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_a_text_file_holding_a_control_or_invisible_character_is_refused_whole(char: str) -> None:
+    content = f"carol\nbob{char}alice\ndave\n".encode()
+    with pytest.raises(BadUserIds) as error:
+        clean_user_ids(file_user_ids("ids.txt", content), "inbox file ids.txt")
+    text = str(error.value)
+    assert "line 2:" in text and "at position 4" in text and "nothing was sent" in text
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_a_csv_file_holding_a_control_or_invisible_character_is_refused_whole(char: str) -> None:
+    content = f"user_id\ncarol\nbob{char}alice\n".encode()
+    with pytest.raises(BadUserIds, match="line 3: contains"):
+        clean_user_ids(file_user_ids("ids.csv", content), "inbox file ids.csv")
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_the_param_as_text_or_list_with_an_invisible_character_refuses_the_run(char: str) -> None:
+    with pytest.raises(BadUserIds, match="line 1: .* at position 4"):
+        clean_user_ids(param_user_ids(f"bob{char}alice\ncarol"), "param user_ids")
+    with pytest.raises(BadUserIds, match="item 2: .* at position 4"):
+        clean_user_ids(param_user_ids(["carol", f"bob{char}alice"]), "param user_ids")
+    # an invisible character at either end is not trimmed away either
+    with pytest.raises(BadUserIds):
+        clean_user_ids(param_user_ids([f"{char}bob" if char != "\r" else "bob\x1e"]), "param user_ids")
+
+
+def test_windows_line_ends_and_surrounding_blanks_still_work() -> None:
+    assert clean_user_ids(file_user_ids("ids.txt", b"a\r\n b \r\n\r\nc"), "f") == ["a", "b", "c"]
+    assert clean_user_ids(file_user_ids("ids.csv", b"user_id\r\na\r\nb\r\n"), "f") == ["a", "b"]

@@ -151,11 +151,19 @@ class DatasetSpec:
     # Rows per Parquet row group (the write buffer); None: the pipeline's default. Wide,
     # large datasets set it lower so a big day's memory stays that of a few pages.
     row_group_rows: int | None = None
+    # A rerun may not replace a published partition with fewer than this share of its rows (an
+    # empty answer never replaces rows), unless the run says accept_shrink; None: no such guard.
+    shrink_limit: float | None = 0.5
+    # Top-level fields the vendor sends that are dropped on purpose (personal data, noise): not
+    # reported as schema drift.
+    ignore_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.key_name}: duplicate column names")
+        if self.shrink_limit is not None and not 0 < self.shrink_limit <= 1:
+            raise ValueError(f"{self.key_name}: shrink_limit must be in (0, 1], not {self.shrink_limit!r}")
         missing = set(self.key) - set(names)
         if missing:
             raise ValueError(f"{self.key_name}: key columns {sorted(missing)} are not declared")

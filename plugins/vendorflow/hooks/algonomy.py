@@ -12,6 +12,7 @@ credential shared by every thread, process and worker.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -35,6 +36,22 @@ MAX_USER_ID_LENGTH = 256
 _BAD_CHARACTER = re.compile(r"[\s/\\\x00-\x1f\x7f]")
 
 
+def invisible_character(text: str) -> tuple[int, str] | None:
+    """The first control (Cc), format (Cf: zero-width, bidirectional overrides...), line or paragraph
+    separator (Zl, Zp) or unassigned character of ``text``, as ``(1-based position, description)``.
+
+    ``str.splitlines`` and ``str.strip`` treat several of these as line breaks or
+    spaces, so an id holding one could be cut in two, or shortened, unseen.
+    """
+    for index, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            name = unicodedata.name(char, "")
+            what = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+            return index + 1, f"{char!r} ({what}, a control or invisible character)"
+    return None
+
+
 def user_id_problem(value: Any) -> str | None:
     """Why ``value`` (already trimmed) cannot be sent as a user id, or ``None`` if it can."""
     if not isinstance(value, str):
@@ -45,6 +62,10 @@ def user_id_problem(value: Any) -> str | None:
         return f"is {len(value)} characters long (at most {MAX_USER_ID_LENGTH})"
     if value in (".", ".."):
         return "is not a user id"
+    invisible = invisible_character(value)
+    if invisible:
+        position, what = invisible
+        return f"contains {what} at position {position}"
     bad = _BAD_CHARACTER.search(value)
     if bad:
         return f"contains {bad.group()!r} at position {bad.start() + 1} (no spaces, slashes or control characters)"
@@ -129,6 +150,7 @@ class AlgonomyHook(VendorHook):
             limiter=shared_limiter("algonomy", f"{self.base_url()}\0{self.client_id}", self.requests_per_second),
             retry=self.retry_policy(),
             timeout=self.timeout(),
+            request_deadline=self.request_deadline(),
             headers={"Accept": "application/json"},
             pool_size=self.concurrency * 2,
             secrets=[self.client_secret],
@@ -172,6 +194,7 @@ class AlgonomyHook(VendorHook):
         return OptOutAnswer(user_id, response.status_code, body, datetime.now(timezone.utc))
 
     def ping(self) -> str:
+        self.api_key  # every opt-out needs it: a connection without one is not "connected"
         _, lifetime = self._fetch_token()  # a real token request, not the cache: the credentials are what is tested
         return f"Connected to Algonomy at {self.base_url()}: client {self.client_id!r} got a token valid {lifetime:,.0f} s"
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 from vendorflow.datasets.spec import Records
 from vendorflow.errors import VendorAPIError, VendorResponseError
@@ -140,7 +141,8 @@ class AllyyHook(VendorHook):
 
     @property
     def customer_id(self) -> str:
-        return str(self.extra_str("customer_id", required=True))
+        """The customer id as one URL path segment (escaped: a "/" or "?" in it cannot change the path)."""
+        return quote(str(self.extra_str("customer_id", required=True)).strip(), safe="")
 
     @property
     def token_url(self) -> str:
@@ -177,6 +179,7 @@ class AllyyHook(VendorHook):
             limiter=shared_limiter("allyy", f"{client_id}|{customer_id}", rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
+            request_deadline=self.request_deadline(),
             headers={"Accept": "application/json, text/plain"},
             pool_size=self.concurrency * 2,
             secrets=[client_secret],

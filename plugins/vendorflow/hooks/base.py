@@ -7,6 +7,7 @@ The connection forms (labels, hidden fields, typed extras) are declared in
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -14,7 +15,24 @@ from airflow.sdk import BaseHook
 
 from vendorflow.errors import ConfigError
 from vendorflow.http.client import DEFAULT_TIMEOUT, VendorClient
+from vendorflow.http.redact import redact_url
 from vendorflow.http.retry import RetryPolicy
+
+# The range every numeric extra must fall in, with its unit, checked before the first request: a
+# typo (a rate of 0.000001/s stalls a credential for days; a concurrency of 10000 starts thousands
+# of threads) fails the task at once, naming the connection and the extra.
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "requests_per_second": (0.01, 10_000, "requests per second"),
+    "concurrency": (1, 64, "requests in flight"),
+    "page_size": (1, 10_000, "records per page"),
+    "connect_timeout": (0.05, 300, "seconds"),
+    "timeout": (0.05, 3_600, "seconds"),
+    "request_deadline": (0.1, 3_600, "seconds"),
+    "retries": (1, 20, "attempts"),
+    "backoff_seconds": (0.001, 600, "seconds"),
+    "max_backoff_seconds": (0.001, 3_600, "seconds"),
+    "token_leeway_seconds": (0, 86_400, "seconds"),
+}
 
 class VendorHook(BaseHook):
     """Base of the five vendor hooks; subclasses set the class attributes and build the client."""
@@ -76,7 +94,23 @@ class VendorHook(BaseHook):
             raise self.config_error(f"extra {key!r} must be a number, not {value!r}") from None
         if not number > minimum:
             raise self.config_error(f"extra {key!r} must be greater than {minimum:g}, not {value!r}")
+        self._check_bounds(key, number)
         return number
+
+    def _check_bounds(self, key: str, number: float) -> None:
+        bounds = BOUNDS.get(key)
+        if bounds and not bounds[0] <= number <= bounds[1]:
+            low, high, unit = bounds
+            raise self.config_error(
+                f"extra {key!r} is {number:g}, out of range: it must be between {low:g} and {high:g} ({unit}); "
+                f"fix it in the connection's extra"
+            )
+
+    def validate(self) -> None:
+        """Check every bounded extra the connection sets (called before the first request)."""
+        for key in BOUNDS:
+            if self.extras.get(key) not in (None, ""):
+                self.extra_float(key, minimum=-1e300)
 
     def extra_int(self, key: str, default: int, *, minimum: int = 1) -> int:
         value = self.extras.get(key)
@@ -88,24 +122,54 @@ class VendorHook(BaseHook):
             raise self.config_error(f"extra {key!r} must be a whole number, not {value!r}") from None
         if number < minimum:
             raise self.config_error(f"extra {key!r} must be at least {minimum}, not {value!r}")
+        self._check_bounds(key, number)
         return number
 
     def base_url(self, host: str | None = None, *, default: str | None = None) -> str:
-        """The connection's host as a base URL (scheme, host, port and any path prefix)."""
-        host = (host if host is not None else self.connection.host) or default or self.default_host
+        """The connection's host as a base URL (scheme, host, port and any path prefix).
+
+        The host must carry its scheme (``https://...``) unless the connection's
+        schema field says ``http`` or ``https``; a port field goes into the
+        authority, never after the path.
+        """
+        explicit = host is not None
+        host = (host if explicit else self.connection.host) or default or self.default_host
+        what = "a service URL" if explicit else "host"
         if not host:
             raise self.config_error("host is required: the vendor API's base URL, e.g. https://api.example.com")
         host = host.strip().rstrip("/")
         if "://" not in host:
-            scheme = self.connection.schema or "https"
-            port = f":{self.connection.port}" if self.connection.port else ""
-            host = f"{scheme}://{host}{port}"
-        return host
+            scheme = (self.connection.schema or "").strip().lower()
+            if scheme not in ("http", "https"):
+                raise self.config_error(
+                    f"{what} {host!r} has no scheme: write it as https://{host} (or http://{host} for a "
+                    f"plain-HTTP sandbox or proxy)"
+                )
+            host = f"{scheme}://{host}"
+        parts = urlsplit(host)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise self.config_error(f"{what} {redact_url(host)!r} is not an http:// or https:// URL with a host name")
+        port = self.connection.port if not explicit else None
+        if port:
+            try:
+                existing = parts.port
+            except ValueError:
+                raise self.config_error(f"{what} {redact_url(host)!r} has an invalid port") from None
+            if existing is None:
+                parts = parts._replace(netloc=f"{parts.netloc}:{int(port)}")
+            elif existing != int(port):
+                raise self.config_error(
+                    f"host {redact_url(host)!r} says port {existing} but the port field says {port}: keep one"
+                )
+        return urlunsplit(parts)
 
     def secret(self, field: str, what: str) -> str:
         value = getattr(self.connection, field, None)
         if not value:
             raise self.config_error(f"the {field} field is empty: it must hold the {what}")
+        from vendorflow.http.tokens import mask
+
+        mask(str(value))
         return str(value)
 
     # -- HTTP --------------------------------------------------------------------------
@@ -123,12 +187,18 @@ class VendorHook(BaseHook):
             self.extra_float("timeout", DEFAULT_TIMEOUT[1]) or DEFAULT_TIMEOUT[1],
         )
 
+    def request_deadline(self) -> float | None:
+        """Seconds a whole request may take, body included (extra ``request_deadline``;
+        default: ``connect_timeout`` + ``timeout``)."""
+        return self.extra_float("request_deadline", None)
+
     @property
     def concurrency(self) -> int:
         return self.extra_int("concurrency", self.default_concurrency)
 
     @cached_property
     def client(self) -> VendorClient:
+        self.validate()
         return self.build_client()
 
     def build_client(self) -> VendorClient:
@@ -145,6 +215,7 @@ class VendorHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
+            self.validate()
             return True, self.ping()
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, f"{type(exc).__name__}: {exc}"

@@ -104,6 +104,7 @@ class FootprintsHook(VendorHook):
             limiter=shared_limiter("footprints", key, rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
+            request_deadline=self.request_deadline(),
             headers={"Accept": "application/json"},
             pool_size=self.concurrency * 2,
             secrets=[secret, grant.get("pin", ""), grant.get("password", "")],

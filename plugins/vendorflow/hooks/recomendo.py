@@ -186,6 +186,7 @@ class RecomendoHook(VendorHook):
             limiter=shared_limiter("recomendo", f"{self.service_url('client_url')}\0{self.client_id}", rps or 20.0),
             retry=self.retry_policy(),
             timeout=self.timeout(),
+            request_deadline=self.request_deadline(),
             headers={"Accept": "application/json", "Accept-Encoding": "gzip", "Content-Type": "application/json"},
             pool_size=self.concurrency * 2,
             secrets=[secret],

@@ -53,6 +53,7 @@ class RecreativHook(VendorHook):
             limiter=shared_limiter("recreativ", token, rps or 5.0),
             retry=self.retry_policy(),
             timeout=self.timeout(),
+            request_deadline=self.request_deadline(),
             headers={"Accept": "application/json", "Content-Type": "application/json; charset=UTF-8"},
             pool_size=self.concurrency * 2,
             secrets=[token],

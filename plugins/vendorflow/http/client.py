@@ -16,10 +16,10 @@ from urllib.parse import urlencode, urlsplit, parse_qsl
 
 import requests
 import tenacity
-from requests.adapters import HTTPAdapter
 
 from vendorflow import __version__
 from vendorflow.errors import VendorAPIError, VendorResponseError
+from vendorflow.http.deadline import DeadlineAdapter, deadline
 from vendorflow.http.ratelimit import RateLimiter
 from vendorflow.http.redact import install_log_redaction, redact_params, redact_text
 from vendorflow.http.retry import RetryableError, RetryPolicy, parse_retry_after
@@ -177,6 +177,7 @@ class VendorClient:
         headers: Mapping[str, str] | None = None,
         pool_size: int = 16,
         secrets: Sequence[str] = (),
+        request_deadline: float | None = None,
     ) -> None:
         install_log_redaction()
         self.vendor = vendor
@@ -185,11 +186,13 @@ class VendorClient:
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        # The whole request (connect, headers, body) ends by then, however the vendor trickles it.
+        self.request_deadline = request_deadline or (timeout[0] + timeout[1])
         self.secrets = tuple(s for s in secrets if s)
         for secret in self.secrets:
             mask(secret)
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": f"vendorflow/{__version__} (+airflow)", **(headers or {})})
@@ -260,8 +263,9 @@ class VendorClient:
                 with attempt:
                     return self._send(method, url, endpoint, params, chosen_auth, ok, kwargs)
         except RetryableError as exc:
+            # VendorAPIError says "HTTP <status>" itself: the detail alone, not "HTTP 500: HTTP 500: ...".
             raise VendorAPIError(
-                self.vendor, endpoint, exc.status, f"{exc} (gave up after {policy.attempts} attempts)"
+                self.vendor, endpoint, exc.status, f"{exc.detail} (gave up after {policy.attempts} attempts)"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -280,15 +284,30 @@ class VendorClient:
             if self.limiter is not None:
                 self.limiter.acquire()
             started = time.monotonic()
+            host = urlsplit(url).netloc.rpartition("@")[2]
             try:
                 self._count("requests")
-                response = self.session.request(method, url, params=params, auth=auth, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                with deadline(self.request_deadline) as watch:
+                    try:
+                        response = self.session.request(method, url, params=params, auth=auth, **kwargs)
+                    finally:
+                        expired = watch is not None and watch.expired
+            except requests.RequestException as exc:
                 # requests' messages quote the full URL, query string and all: never pass them on.
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed or dropped"
+                if expired:
+                    kind = (
+                        f"no complete answer from {host} within the {self.request_deadline:g} s deadline "
+                        f"(extra request_deadline)"
+                    )
+                elif isinstance(exc, requests.exceptions.SSLError):
+                    kind = f"TLS handshake with {host} failed; is the scheme right (https:// or http://)?"
+                elif isinstance(exc, requests.Timeout):
+                    kind = f"{host} timed out"
+                elif isinstance(exc, requests.ConnectionError):
+                    kind = f"connection to {host} failed or dropped"
+                else:  # ChunkedEncodingError, ContentDecodingError, ...
+                    kind = f"answer from {host} cut short"
                 raise RetryableError(f"{kind} ({exc.__class__.__name__})") from None
-            except requests.RequestException as exc:  # ChunkedEncodingError, ContentDecodingError, ...
-                raise RetryableError(f"answer cut short ({exc.__class__.__name__})") from None
             log.debug("%s %s -> %s in %.3f s", self.vendor, endpoint, response.status_code, time.monotonic() - started)
 
             status = response.status_code
@@ -297,8 +316,10 @@ class VendorClient:
                 auth.refresh(response.request)
                 continue
             if status == 429 or status >= 500:
+                message = vendor_message(response, self.secrets)
                 raise RetryableError(
-                    f"HTTP {status}: {vendor_message(response, self.secrets)}",
+                    f"HTTP {status}: {message}",
+                    detail=message,
                     status=status,
                     retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 )

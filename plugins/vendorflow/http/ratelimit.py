@@ -34,8 +34,13 @@ from pathlib import Path
 from typing import Protocol
 
 from vendorflow import settings
+from vendorflow.settings import redis_errors
 
 DEFAULT_SAFETY = float(os.environ.get("VENDORFLOW_RATE_SAFETY", "0.97"))
+# A stored next slot further ahead than this many intervals cannot come from real waiters (64 in
+# flight per hook, a few processes per credential): it is a stale value (a clock stepped back, an
+# old typo) and is dropped instead of stalling the credential.
+MAX_QUEUED_SLOTS = 1024
 
 
 def budget_key(vendor: str, credential: str) -> str:
@@ -71,6 +76,8 @@ class FileSlotStore:
             raw = os.pread(fd, 32, 0)
             next_free = int(raw) if raw.strip() else 0
             now = self.clock() // 1000
+            if next_free > now + interval_us * MAX_QUEUED_SLOTS:
+                next_free = now
             start = max(next_free, now)
             os.pwrite(fd, str(start + interval_us).ljust(20).encode(), 0)
         finally:
@@ -82,6 +89,9 @@ _RESERVE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now + tonumber(ARGV[1]) * tonumber(ARGV[3]) then
+  next_free = now
+end
 local start = math.max(next_free, now)
 redis.call('SET', KEYS[1], string.format('%.0f', start + tonumber(ARGV[1])), 'PX', ARGV[2])
 return start - now
@@ -92,15 +102,16 @@ class RedisSlotStore:
     """The same budget in Redis; Redis's clock is the only clock, so hosts may disagree on time."""
 
     def __init__(self, url: str, key: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url)
+        self._redis = settings.redis_client(url)
         self._key = f"vendorflow:ratelimit:{key}"
         self._script = self._redis.register_script(_RESERVE_LUA)
 
     def reserve(self, interval_us: int) -> float:
         ttl_ms = max(1000, interval_us // 1000 * 10)
-        wait_us = self._script(keys=[self._key], args=[interval_us, ttl_ms])
+        try:
+            wait_us = self._script(keys=[self._key], args=[interval_us, ttl_ms, MAX_QUEUED_SLOTS])
+        except redis_errors() as exc:
+            raise settings.redis_unreachable(exc) from None
         return int(wait_us) / 1e6
 
 
@@ -154,8 +165,12 @@ _limiters_lock = threading.Lock()
 
 
 def shared_limiter(vendor: str, credential: str, requests_per_second: float) -> RateLimiter:
-    """The limiter for one credential's budget (one object per process, one budget per machine or Redis)."""
-    key = budget_key(vendor, credential)
+    """The limiter for one credential's budget (one object per process, one budget per machine or Redis).
+
+    The budget's name includes the rate: slots reserved at a mistyped rate never hold up the
+    corrected one.
+    """
+    key = f"{budget_key(vendor, credential)}-{float(requests_per_second):g}rps"
     where = settings.redis_url() or str(settings.state_dir())
     cache_key = (key, float(requests_per_second), where)
     with _limiters_lock:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query and form keys whose values are secrets, compared case-insensitively.
@@ -57,17 +59,52 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+# Every secret this process holds: client secrets, API keys, and each access token the moment it is
+# fetched, loaded from a shared cache or refreshed, of any vendor. Kept for the life of the process
+# (an expired token is still a credential in an attacker's notes), longest first so that a secret
+# holding another is masked whole.
+_known: set[str] = set()
+_known_sorted: tuple[str, ...] = ()
+_known_lock = threading.Lock()
+MIN_SECRET_LENGTH = 4
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` so that :func:`redact_text` masks it wherever it turns up."""
+    global _known_sorted
+    if not secret or len(secret) < MIN_SECRET_LENGTH or secret in _known:
+        return
+    with _known_lock:
+        _known.add(secret)
+        _known_sorted = tuple(sorted(_known, key=len, reverse=True))
+
+
+def known_secrets() -> tuple[str, ...]:
+    return _known_sorted
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """The text with ``key=value`` secrets and any of the given literal secrets masked."""
+    """The text with ``key=value`` secrets, every registered secret and the given ones masked."""
     text = _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={MASK}", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
+    for secret in (*secrets, *_known_sorted):
+        if secret and len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, MASK)
     return text
 
 
+def redact_value(value: Any) -> Any:
+    """A JSON-like value (dicts, lists, strings) with every secret masked in its strings and keys."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {redact_value(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message so query-string secrets never reach a handler."""
+    """Rewrites a record's message so query-string secrets and registered secrets never reach a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -88,6 +125,6 @@ def install_log_redaction() -> None:
     global _installed
     if _installed:
         return
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests", "vendorflow"):
         logging.getLogger(name).addFilter(RedactingFilter())
     _installed = True

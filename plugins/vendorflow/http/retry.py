@@ -20,8 +20,11 @@ import tenacity
 class RetryableError(Exception):
     """A failure worth another attempt: 429, 5xx, a dropped connection, a timeout."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
+        self.detail = detail if detail is not None else message  # the message without its "HTTP <status>: "
         self.status = status
         self.retry_after = retry_after
 

@@ -69,9 +69,13 @@ class Token:
 
 
 def mask(secret: str | None) -> None:
-    """Register a secret with Airflow's masker (task logs, rendered fields, exceptions)."""
+    """Register a secret with Airflow's masker (task logs, rendered fields, exceptions) and with
+    :func:`vendorflow.http.redact.register_secret` (exception texts, ledger entries, dataset columns)."""
     if not secret:
         return
+    from vendorflow.http.redact import register_secret
+
+    register_secret(secret)
     try:
         from airflow.sdk.log import mask_secret
     except Exception:  # outside Airflow there is no masker to tell
@@ -136,17 +140,26 @@ class RedisTokenStore:
     """Tokens in Redis with a TTL, fetched under a Redis lock."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url)
+        self._redis = settings.redis_client(url)
 
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[None]:
-        with self._redis.lock(f"vendorflow:token-lock:{key}", timeout=120, blocking_timeout=180):
+        try:
+            lock = self._redis.lock(f"vendorflow:token-lock:{key}", timeout=120, blocking_timeout=180)
+            lock.acquire()
+        except settings.redis_errors() as exc:
+            raise settings.redis_unreachable(exc) from None
+        try:
             yield
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
 
     def load(self, key: str) -> Token | None:
-        raw = self._redis.get(f"vendorflow:token:{key}")
+        try:
+            raw = self._redis.get(f"vendorflow:token:{key}")
+        except settings.redis_errors() as exc:
+            raise settings.redis_unreachable(exc) from None
         if raw is None:
             return None
         data = json.loads(raw)

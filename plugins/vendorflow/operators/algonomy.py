@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import io
 import logging
 import os
 import re
@@ -41,7 +40,7 @@ from airflow.sdk import BaseOperator
 from vendorflow.assets import asset
 from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
-from vendorflow.hooks.algonomy import user_id_problem
+from vendorflow.hooks.algonomy import invisible_character, user_id_problem
 
 if TYPE_CHECKING:
     from vendorflow.hooks.algonomy import AlgonomyHook
@@ -70,13 +69,28 @@ class BadUserIds(ConfigError):
         )
 
 
+# Only ASCII spaces, tabs and line ends are trimmed: ``str.strip()`` would also eat
+# \x1c-\x1f, \x85 and U+2028, which must refuse the id instead.
+TRIMMED = " \t\r\n"
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on ``\n`` (and ``\r\n``) only, never on the other characters ``str.splitlines`` takes
+    for line breaks (``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029): those stay in the
+    line, where the id check refuses them."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def clean_user_ids(values: Iterable[tuple[str, Any]], source: str) -> list[str]:
     """``(where, raw value)`` pairs to the ids to send: trimmed, blank ones skipped, duplicates dropped
     (first one kept). Raises :class:`BadUserIds` naming every bad one."""
     seen: dict[str, None] = {}
     problems = []
     for where, raw in values:
-        value = raw.strip() if isinstance(raw, str) else raw
+        value = raw.strip(TRIMMED) if isinstance(raw, str) else raw
         if value == "" or value is None:
             continue
         problem = user_id_problem(value)
@@ -96,7 +110,7 @@ def param_user_ids(value: Any) -> list[tuple[str, Any]]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [(f"line {n}", line) for n, line in enumerate(value.splitlines(), 1)]
+        return [(f"line {n}", line) for n, line in enumerate(split_lines(value), 1)]
     if isinstance(value, (list, tuple)):
         return [(f"item {n}", item) for n, item in enumerate(value, 1)]
     raise BadUserIds("param user_ids", [f"must be a list of user ids, not {type(value).__name__}"])
@@ -113,13 +127,23 @@ def file_user_ids(name: str, content: bytes) -> list[tuple[str, Any]]:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadUserIds(name, [f"is not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    lines = split_lines(text)
     if not name.lower().endswith(".csv"):
-        lines = text.splitlines()
         pairs = [(f"line {n}", line) for n, line in enumerate(lines, 1)]
-        if pairs and pairs[0][1].strip().lower() in ID_HEADERS:
+        if pairs and pairs[0][1].strip(TRIMMED).lower() in ID_HEADERS:
             pairs = pairs[1:]
         return pairs
-    rows = list(csv.reader(io.StringIO(text)))
+    # The csv module ends a row at a bare "\r" too: a line holding a control or invisible
+    # character is refused before it can be parsed into two rows.
+    hidden = []
+    for n, line in enumerate(lines, 1):
+        found = invisible_character(line.replace("\t", " "))
+        if found:
+            position, what = found
+            hidden.append(f"line {n}: contains {what} at position {position}")
+    if hidden:
+        raise BadUserIds(name, hidden)
+    rows = list(csv.reader(lines))
     if not rows:
         return []
     column = 0

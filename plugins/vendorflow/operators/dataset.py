@@ -57,6 +57,9 @@ class DatasetOperator(BaseOperator):
         except ValueError:
             raise ConfigError(f"dt must be a date as YYYY-MM-DD, not {self.dt!r}") from None
         hook = get_hook(spec.hook_kind, self.conn_id)
+        accept_shrink = (context.get("params") or {}).get("accept_shrink", False)
+        if not isinstance(accept_shrink, bool):
+            raise ConfigError(f"param accept_shrink must be true or false, not {accept_shrink!r}")
         result = run_dataset(
             spec,
             hook=hook,
@@ -65,6 +68,7 @@ class DatasetOperator(BaseOperator):
             try_number=getattr(context.get("ti"), "try_number", None),
             params=self.extract_params,
             logger=self.log,
+            accept_shrink=accept_shrink,
         )
         context["outlet_events"][asset(self.dataset)].extra = result.as_dict()
         return result.as_dict()

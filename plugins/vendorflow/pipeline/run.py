@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
@@ -15,7 +16,7 @@ from vendorflow.datasets.spec import DatasetSpec, ExtractContext
 from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.schema import arrow_schema
-from vendorflow.pipeline.storage import Lake, ParquetStream, run_token
+from vendorflow.pipeline.storage import Lake, ParquetStream, StorageError, run_token, storage_error
 from vendorflow.pipeline.validate import validate_parquet
 from vendorflow.progress import Progress
 
@@ -61,6 +62,18 @@ def _requests_sent(hook: Any) -> int | None:
     return getattr(client, "requests_sent", None)
 
 
+def shrink_floor(spec: DatasetSpec, previous_rows: int | None, *, accept_shrink: bool) -> int:
+    """The fewest rows a new batch of a partition that already holds ``previous_rows`` may have.
+
+    A day that had rows never becomes empty, nor shrinks below ``spec.shrink_limit`` of what it
+    had, without the run being told to accept it: an empty or cut-short vendor answer must not
+    replace a good day.
+    """
+    if accept_shrink or not previous_rows or spec.shrink_limit is None:
+        return 0
+    return max(1, math.ceil(previous_rows * spec.shrink_limit))
+
+
 def run_dataset(
     spec: DatasetSpec,
     *,
@@ -72,6 +85,7 @@ def run_dataset(
     lake: Lake | None = None,
     progress_every: float = 10.0,
     logger: logging.Logger | None = None,
+    accept_shrink: bool = False,
 ) -> DatasetResult:
     logger = logger or log
     lake = lake or Lake(settings.data_root())
@@ -80,14 +94,23 @@ def run_dataset(
     schema = arrow_schema(spec, pii_mode)
     builder = BatchBuilder(spec, schema, pii_mode=pii_mode, pii_key=pii_key)
     token = run_token(run_id, try_number)
-    staged = lake.staging_file(spec.key_name, dt, token)
+    removed = lake.clean_staging(spec.key_name)
+    if removed:
+        logger.info("%s: removed %d staging file(s) left by runs that died", spec.key_name, removed)
+    try:
+        staged = lake.staging_file(spec.key_name, dt, token)
+    except OSError as exc:
+        raise storage_error(spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder") from None
     progress = Progress(spec.key_name, log=logger, every=progress_every)
     ctx = ExtractContext(hook=hook, dt=dt, params=dict(params or {}), progress=progress, log=logger)
     requests_before = _requests_sent(hook) or 0
     started = time.monotonic()
 
     logger.info("%s dt=%s: extracting (%s)", spec.key_name, dt, "snapshot" if spec.snapshot else "records of the day")
-    stream = ParquetStream(staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {}))
+    try:
+        stream = ParquetStream(staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {}))
+    except OSError as exc:
+        raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
     try:
         for page in spec.extract(ctx):
             received = datetime.now(timezone.utc)
@@ -95,58 +118,98 @@ def run_dataset(
                 batch = builder.build(page, received)
             except RecordError as exc:
                 raise VendorResponseError(hook.vendor_name, page.source, str(exc)) from None
-            stream.write(batch)
+            try:
+                stream.write(batch)
+            except OSError as exc:  # a full disk, a lost mount: say which dataset and file
+                raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
             progress.advance(1, batch.num_rows)
-        size = stream.close()
+        try:
+            size = stream.close()
+        except OSError as exc:
+            raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
     except BaseException:
         stream.abort()
         raise
     logger.info("%s", progress.line())
+    drift = builder.drift()
+    if drift:
+        logger.warning("%s dt=%s: %s", spec.key_name, dt, describe_drift(drift))
 
+    try:
+        with lake.partition_lock(spec.key_name, dt):
+            return _validate_and_publish(
+                spec, lake=lake, hook=hook, dt=dt, run_id=run_id, token=token, staged=staged, size=size,
+                stream_rows=stream.rows, ctx=ctx, schema_names=schema.names, drift=drift, started=started,
+                requests_before=requests_before, accept_shrink=accept_shrink, logger=logger,
+            )
+    except OSError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise storage_error(spec.key_name, dt, lake.partition_path(spec.key_name, dt), exc, "publishing to") from None
+    finally:
+        staged.unlink(missing_ok=True)
+        staged.with_name(staged.stem + ".sealed.parquet").unlink(missing_ok=True)
+
+
+def _validate_and_publish(
+    spec: DatasetSpec, *, lake: Lake, hook: Any, dt: date, run_id: str, token: str, staged: Path, size: int,
+    stream_rows: int, ctx: ExtractContext, schema_names: list[str], drift: dict[str, Any], started: float,
+    requests_before: int, accept_shrink: bool, logger: logging.Logger,
+) -> DatasetResult:
+    """Under the partition's lock: compare with what is published, validate, then publish or quarantine."""
+    previous = lake.read_manifest(spec.key_name, dt)
+    previous_rows = int(previous["rows"]) if previous and previous.get("rows") is not None else None
+    min_rows = shrink_floor(spec, previous_rows, accept_shrink=accept_shrink)
     parameters = {
         "dt": dt.isoformat(),
         "day_start": ctx.day_start.isoformat(),
         "day_end": ctx.day_end.isoformat(),
-        "rows": stream.rows,
+        "rows": stream_rows,
+        "min_rows": min_rows,
         **ctx.parameters,
     }
-    try:
-        # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
-        outcome = validate_parquet(
-            spec, staged, parameters=parameters, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
-        )
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
+    # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
+    outcome = validate_parquet(
+        spec, staged, parameters=parameters, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
+    )
     seconds = time.monotonic() - started
     requests = (_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None
 
     if not outcome.success:
         folder = lake.quarantine(staged, spec.key_name, dt, token, outcome.result)
         failures = "\n  - ".join(outcome.failures)
+        shrunk = ""
+        if stream_rows < min_rows:
+            shrunk = (
+                f"\nThe published partition holds {previous_rows:,} rows (run {previous.get('run_id') if previous else '?'}); "
+                f"this run got {stream_rows:,}, below the {spec.shrink_limit:.0%} it may shrink to. If the vendor really "
+                f"holds fewer now, trigger the DAG again with the param accept_shrink=true."
+            )
         raise ValidationFailed(
             f"{spec.key_name} dt={dt}: {len(outcome.failures)} of {outcome.evaluated} expectations failed:\n"
-            f"  - {failures}\nThe batch ({stream.rows:,} rows) is quarantined at {lake.url(folder)}; "
+            f"  - {failures}{shrunk}\nThe batch ({stream_rows:,} rows) is quarantined at {lake.url(folder)}; "
             f"the published partition is unchanged. Data Docs: {outcome.docs_url}"
         )
 
     manifest = {
         "dataset": spec.key_name,
         "dt": dt.isoformat(),
-        "rows": stream.rows,
-        "bytes": size,
+        "rows": stream_rows,
         "run_id": run_id,
+        "run_token": token,
         "published_at": datetime.now(timezone.utc).isoformat(),
         "validation": outcome.summary(),
         "parameters": parameters,
-        "columns": schema.names,
+        "columns": schema_names,
+        "schema_drift": drift,
+        "replaced_rows": previous_rows,
     }
     path = lake.publish(staged, spec.key_name, dt, manifest)
     result = DatasetResult(
         dataset=spec.key_name,
         dt=dt.isoformat(),
-        rows=stream.rows,
-        bytes=size,
+        rows=stream_rows,
+        bytes=lake.fs.size(path),
         path=lake.url(path),
         validation=outcome.summary(),
         docs_url=outcome.docs_url,
@@ -155,3 +218,22 @@ def run_dataset(
     )
     logger.info("%s", result.line())
     return result
+
+
+def describe_drift(drift: Mapping[str, Any]) -> str:
+    """One warning line about fields the vendor added, renamed or stopped sending."""
+    parts = []
+    unmapped = drift.get("unmapped_fields") or {}
+    if unmapped:
+        shown = ", ".join(f"{name!r} ({count:,} records)" for name, count in list(unmapped.items())[:20])
+        parts.append(
+            f"the vendor sent {len(unmapped)} field(s) that no column maps, dropped: {shown}; new in the API? "
+            f"Declare them in the dataset's columns, or in its ignore_fields if they are dropped on purpose"
+        )
+    absent = drift.get("absent_fields") or []
+    if absent:
+        parts.append(
+            f"{len(absent)} declared field(s) were in no record at all, so their columns are all null: "
+            f"{', '.join(repr(a) for a in absent)}; renamed or removed by the vendor?"
+        )
+    return "; ".join(parts)

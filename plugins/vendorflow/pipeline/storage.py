@@ -1,24 +1,34 @@
 """The data lake layout, streaming Parquet writes, atomic publish and quarantine.
 
 ``<root>/<vendor>/<dataset>/dt=YYYY-MM-DD/data.parquet`` is the only file a
-partition holds. A run writes into ``<root>/_staging/`` (same filesystem, so
-publishing is one ``os.replace``: readers see the old file or the new one,
-never half of one and never both); on an object store the staging file is
-local and publishing is a single object PUT, which is atomic there too.
-Output that fails validation moves to ``<root>/_quarantine/`` with its
-validation result. Both underscore folders are invisible to the documented
-readers (``*/*.parquet`` globs and pyarrow's dataset discovery).
+partition holds, and it carries its own manifest (rows, run, validation) in
+its Parquet footer's key-value metadata, so data and manifest are published
+in one step and can never disagree. A run writes into ``<root>/_staging/``
+(same filesystem, so publishing is one ``os.replace``: readers see the old
+file or the new one, never half of one and never both); on an object store
+the staging file is local and publishing is a single object PUT, which is
+atomic there too. Runs of one partition take its lock
+(``<root>/_locks/...``) from "what is published now?" to publishing, so two
+runs of one date never interleave. Output that fails validation moves to
+``<root>/_quarantine/`` with its validation result. The underscore folders
+are invisible to the documented readers (``*/*.parquet`` globs and pyarrow's
+dataset discovery). Staging files of dead runs are removed after
+``VENDORFLOW_STAGING_MAX_AGE_HOURS`` (6).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,8 +40,27 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 DATA_FILE = "data.parquet"
-MANIFEST_FILE = "_manifest.json"
+LEGACY_MANIFEST_FILE = "_manifest.json"  # partitions published before the manifest moved into the footer
+MANIFEST_KEY = b"vendorflow.manifest"
 ROW_GROUP_ROWS = 128 * 1024
+
+
+class StorageError(OSError):
+    """Writing to the data root failed; the message names the dataset, the file and the cause."""
+
+
+def storage_error(dataset: str, dt: date | str, path: object, error: OSError, doing: str) -> StorageError:
+    reason = error.strerror or str(error)
+    hint = ""
+    if error.errno == errno.ENOSPC:
+        hint = " The disk is full: free space there, or point the Variable data_root at a larger volume."
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " Make it writable for the Airflow user, or point the Variable data_root elsewhere."
+    return StorageError(error.errno, f"{dataset} dt={dt}: {doing} {path} failed: {reason}.{hint}")
+
+
+def staging_max_age_seconds() -> float:
+    return float(os.environ.get("VENDORFLOW_STAGING_MAX_AGE_HOURS", "6")) * 3600
 
 
 def run_token(run_id: str, try_number: int | None = None) -> str:
@@ -129,8 +158,37 @@ class Lake:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{token}.parquet"
 
-    def publish(self, staged: Path, key: str, dt: date | str, manifest: dict[str, Any]) -> str:
-        """Make ``staged`` the partition's only data file, atomically; returns its path."""
+    def seal(self, staged: Path, manifest: dict[str, Any]) -> Path:
+        """The staged file rewritten with ``manifest`` in its footer (row groups kept as they are);
+        the returned file is what :meth:`publish` moves into place."""
+        source = pq.ParquetFile(staged)
+        schema = source.schema_arrow
+        metadata = {**(schema.metadata or {}), MANIFEST_KEY: json.dumps(manifest, sort_keys=True, default=str).encode()}
+        schema = schema.with_metadata(metadata)
+        sealed = staged.with_name(staged.stem + ".sealed.parquet")
+        try:
+            with pq.ParquetWriter(sealed, schema, compression="zstd", write_statistics=True) as writer:
+                for index in range(source.num_row_groups):
+                    group = source.read_row_group(index).replace_schema_metadata(metadata)
+                    writer.write_table(group, row_group_size=max(group.num_rows, 1))
+                if source.num_row_groups == 0:
+                    writer.write_table(schema.empty_table())
+        except BaseException:
+            sealed.unlink(missing_ok=True)
+            raise
+        finally:
+            source.close()
+        staged.unlink(missing_ok=True)
+        return sealed
+
+    def publish(self, staged: Path, key: str, dt: date | str, manifest: dict[str, Any] | None = None) -> str:
+        """Make ``staged`` the partition's only data file, atomically; returns its path.
+
+        With ``manifest``, the file is first sealed with it (see :meth:`seal`); a
+        file sealed already is published as it is.
+        """
+        if manifest is not None:
+            staged = self.seal(staged, manifest)
         folder = self.partition_path(key, dt)
         final = f"{folder}/{DATA_FILE}"
         fs = self.fs
@@ -140,11 +198,44 @@ class Lake:
         else:
             fs.put_file(str(staged), final)
             staged.unlink()
-        for other in fs.glob(f"{folder}/*.parquet"):
-            if other.rstrip("/").split("/")[-1] != DATA_FILE:
-                fs.rm(other)  # files of an older layout: never two data files in one partition
-        self._write_json(f"{folder}/{MANIFEST_FILE}", manifest)
+        for other in fs.ls(folder, detail=False):
+            name = other.rstrip("/").split("/")[-1]
+            if name != DATA_FILE and (name.endswith(".parquet") or name == LEGACY_MANIFEST_FILE):
+                fs.rm(other)  # files of an older layout: never two data files, never a stale manifest
         return final
+
+    @contextlib.contextmanager
+    def partition_lock(self, key: str, dt: date | str) -> Iterator[None]:
+        """Exclusive use of one partition, from reading what is published to publishing (every
+        process of a machine, or every host of a shared POSIX filesystem that supports ``flock``;
+        on an object store, the processes of this machine)."""
+        if self.is_local:
+            path = Path(self.join("_locks", key, f"dt={dt}.lock"))
+        else:
+            from vendorflow import settings
+
+            path = settings.state_dir() / "partition-locks" / key / f"dt={dt}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock; a killed holder's lock goes with its process
+
+    def clean_staging(self, key: str, *, max_age: float | None = None, now: float | None = None) -> int:
+        """Remove staging files of ``key`` that no run has touched for ``max_age`` seconds (runs that
+        died); returns how many were removed."""
+        max_age = staging_max_age_seconds() if max_age is None else max_age
+        now = time.time() if now is None else now
+        folder = Path(self.join("_staging", key)) if self.is_local else Path(tempfile.gettempdir()) / "vendorflow-staging" / key
+        removed = 0
+        for path in folder.glob("dt=*/*.parquet"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime > max_age:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def quarantine(self, staged: Path, key: str, dt: date | str, token: str, validation: dict[str, Any]) -> str:
         """Move a failed batch aside with its validation result; returns the folder."""
@@ -170,12 +261,26 @@ class Lake:
                 handle.write(data)
 
     def read_manifest(self, key: str, dt: date | str) -> dict[str, Any] | None:
-        path = f"{self.partition_path(key, dt)}/{MANIFEST_FILE}"
+        """The manifest of the published partition, from its data file's footer (``bytes`` is the
+        file's size); ``None`` when nothing is published."""
+        folder = self.partition_path(key, dt)
+        path = f"{folder}/{DATA_FILE}"
         try:
             with self.fs.open(path, "rb") as handle:
-                return json.loads(handle.read())
+                size = self.fs.size(path)
+                metadata = pq.read_schema(handle).metadata or {}
         except FileNotFoundError:
             return None
+        raw = metadata.get(MANIFEST_KEY)
+        if raw is None:  # published before manifests moved into the footer
+            try:
+                with self.fs.open(f"{folder}/{LEGACY_MANIFEST_FILE}", "rb") as handle:
+                    return json.loads(handle.read())
+            except FileNotFoundError:
+                return None
+        manifest = json.loads(raw)
+        manifest["bytes"] = size
+        return manifest
 
     def partitions(self, key: str) -> list[str]:
         """The ``dt`` values of a dataset's published partitions, sorted."""

@@ -49,6 +49,9 @@ def suite_expectations(spec: DatasetSpec, column_names: list[str]) -> list[Any]:
         expectations.append(gx.expectations.ExpectColumnValuesToBeUnique(column=spec.key[0]))
     elif spec.key:
         expectations.append(gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
+    if spec.shrink_limit is not None:
+        # The shrink guard: ``min_rows`` is set per run from the published partition's rows.
+        expectations.append(gx.expectations.ExpectTableRowCountToBeBetween(min_value={"$PARAMETER": "min_rows"}))
     for declared in spec.expectations:
         try:
             cls = getattr(gx.expectations, declared.type)
@@ -118,6 +121,8 @@ def validate_table(
 ) -> ValidationOutcome:
     """Validate ``table`` against the dataset's suite; store the result and update Data Docs."""
     import great_expectations as gx
+
+    parameters = {"min_rows": 0, **parameters}
     from great_expectations.core.run_identifier import RunIdentifier
 
     gx_root.mkdir(parents=True, exist_ok=True)
@@ -210,6 +215,7 @@ def validate_parquet(
     """
     import pyarrow.parquet as pq
 
+    parameters = {"min_rows": 0, **parameters}  # the shrink guard's floor: none unless the run sets one
     chunk_rows = chunk_rows or CHUNK_ROWS
     rows = pq.ParquetFile(path).metadata.num_rows
     names = pq.read_schema(path).names

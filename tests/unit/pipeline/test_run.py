@@ -67,7 +67,7 @@ def run(lake: Lake, hook: FakeHook, run_id: str = "r1"):  # type: ignore[no-unty
 
 def test_pages_are_published_as_one_validated_partition(lake: Lake) -> None:
     result = run(lake, FakeHook([rows(0, 3), rows(3, 2), []]))
-    assert result.rows == 5 and result.validation == "6/6 expectations passed"
+    assert result.rows == 5 and result.validation == "7/7 expectations passed"  # 6 declared, 1 shrink guard
     table = pq.read_table(result.path)
     assert table.column("id").to_pylist() == [0, 1, 2, 3, 4]
     assert table.schema.names == ["id", "day", "views", "_extracted_at"]
