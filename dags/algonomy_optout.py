@@ -13,9 +13,11 @@ profile for good. Ids come from two places:
   in `<file>.errors.txt`. Write files under another name and rename them into
   place (names starting with `.` or ending in `.tmp`/`.part` are skipped).
 
-Ids are trimmed and de-duplicated; an id that cannot be a user id (empty after
-trimming, spaces, `/`, control characters, over 256 characters) is refused
-with its line before anything is sent.
+Files are split into lines on `\n` and `\r\n` only. Ids are trimmed and
+de-duplicated, blank lines skipped; an id that cannot be a user id (spaces,
+`/`, over 256 characters) or that holds a control, invisible or
+line-separator character is refused with its line and position before
+anything is sent.
 
 | task | what |
 |---|---|

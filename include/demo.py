@@ -59,13 +59,26 @@ def report(data_root: Path) -> list[str]:
     """A table of every published partition, then quarantined batches and the Data Docs location."""
     lines = [f"{'dataset':<36} {'partition':<14} {'rows':>9}  validation"]
     lines.append("-" * len(lines[0]) + "-" * 12)
-    for manifest_path in sorted(data_root.glob("*/*/dt=*/_manifest.json")):
-        if manifest_path.parts[-4].startswith("_"):
+    from vendorflow.pipeline.storage import Lake
+
+    lake = Lake(str(data_root))
+    drifted = []
+    for data_path in sorted(data_root.glob("*/*/dt=*/data.parquet")):
+        if data_path.parts[-4].startswith("_"):
             continue
-        manifest = json.loads(manifest_path.read_text())
+        key, dt = "/".join(data_path.parts[-4:-2]), data_path.parts[-2].removeprefix("dt=")
+        manifest = lake.read_manifest(key, dt)
+        if manifest is None:
+            continue
+        if manifest.get("schema_drift"):
+            drifted.append(f"  {key} dt={dt}: {manifest['schema_drift']}")
         lines.append(
             f"{manifest['dataset']:<36} {'dt=' + manifest['dt']:<14} {manifest['rows']:>9,}  {manifest['validation']}"
         )
+    if drifted:
+        lines.append("")
+        lines.append("Schema drift (fields the vendor sent that no column maps, or declared fields it stopped sending):")
+        lines.extend(drifted)
     quarantined = sorted(data_root.glob("_quarantine/*/*/dt=*/*/validation.json"))
     if quarantined:
         lines.append("")

@@ -125,6 +125,6 @@ def install_log_redaction() -> None:
     global _installed
     if _installed:
         return
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests", "vendorflow"):
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
         logging.getLogger(name).addFilter(RedactingFilter())
     _installed = True

@@ -29,3 +29,28 @@ def test_logging_filter_scrubs_urllib3_style_lines() -> None:
     assert RedactingFilter().filter(record)
     assert "zzz999" not in record.getMessage()
     assert "page=1" in record.getMessage()
+
+
+def test_a_registered_token_is_masked_in_texts_errors_ledger_entries_and_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    from vendorflow.errors import VendorAPIError
+    from vendorflow.http.redact import redact_value, register_secret
+    from vendorflow.ledger import Ledger
+    from vendorflow.pipeline.convert import scrub_secrets
+
+    token = "live-token-5f1e2d3c4b5a"
+    assert token in redact_text(f"Authorization: Bearer {token}")  # not known yet
+    register_secret(token)
+    echoed = f"Bad request, headers: authorization: Bearer {token}"
+    assert redact_text(echoed) == f"Bad request, headers: authorization: Bearer {MASK}"
+    assert token not in str(VendorAPIError("Algonomy", "PUT /x", 400, echoed))
+    assert redact_value({"answer": {"echo": [echoed]}, token: 1}) == {"answer": {"echo": [redact_text(echoed)]}, MASK: 1}
+    ledger = Ledger("probe", path=tmp_path / "ledger.sqlite")
+    ledger.put("id-1", "failed", {"last_error": echoed})
+    assert token not in ledger.get("id-1").data["last_error"]
+    assert token not in (tmp_path / "ledger.sqlite").read_bytes().decode("latin-1") + "".join(
+        p.read_bytes().decode("latin-1") for p in tmp_path.glob("ledger.sqlite-*")
+    )
+    column = scrub_secrets(pa.array(["fine", echoed, None]))
+    assert column.to_pylist() == ["fine", redact_text(echoed), None]

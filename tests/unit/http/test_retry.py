@@ -57,3 +57,11 @@ def test_retries_only_retryable_errors_and_reraises_at_the_end() -> None:
             with attempt:
                 broken()
     assert calls == 1
+
+
+def test_a_retryable_error_keeps_its_detail_without_the_status_prefix() -> None:
+    from vendorflow.http.retry import RetryableError
+
+    error = RetryableError("HTTP 500: broken", status=500, detail="broken")
+    assert str(error) == "HTTP 500: broken" and error.detail == "broken"
+    assert RetryableError("connection to h:1 failed").detail == "connection to h:1 failed"
