@@ -58,6 +58,11 @@ MODELS = DatasetSpec(
         Expect("ExpectTableRowCountToEqual", value=param("models_announced")),
     ),
     extract=extract_models,
+    # Nested configuration documents of each model type: see include/sandbox/allyy.py; not analysed here.
+    ignore_fields=(
+        "churnConfiguration", "dataSet", "description", "modelTrainingId", "recommenderSystemConfiguration",
+        "responsePredictionConfiguration",
+    ),
 )
 
 UPLOADS = DatasetSpec(
@@ -89,6 +94,7 @@ UPLOADS = DatasetSpec(
         Expect("ExpectColumnValuesToBeBetween", column="rows", min_value=0),
     ),
     extract=extract_uploads,
+    ignore_fields=("published_at",),  # when the uploaded partition was published: kept in the ledger only
 )
 
 DATASETS = (MODELS, UPLOADS)

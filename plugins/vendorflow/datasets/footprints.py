@@ -117,6 +117,8 @@ LEADS = DatasetSpec(
         *_non_negative("offer_price", "sku_price"),
         ROW_COUNT,
     ),
+    # Names and birthdays are personal data the contract drops; timestamp is Footprints' bookkeeping.
+    ignore_fields=("userFirstName", "userLastName", "userBirthday", "timestamp", "__v"),
     extract=extract_leads,
     row_group_rows=16_384,  # a busy day's row groups stay small: memory follows the page, not the day
 )
@@ -141,11 +143,19 @@ def list_extractor(path: str) -> Callable[[ExtractContext], Iterator[Records]]:
     return extract
 
 
-def _snapshot(name: str, path: str, description: str, columns: tuple[Column, ...], *expectations: Expect) -> DatasetSpec:
+# Bookkeeping every Footprints document carries (Mongo's version key, the vendor's own timestamp) and
+# images, which no analysis uses: dropped on purpose, not schema drift.
+_BOOKKEEPING = ("__v", "timestamp", "image")
+
+
+def _snapshot(
+    name: str, path: str, description: str, columns: tuple[Column, ...], *expectations: Expect,
+    ignore: tuple[str, ...] = (),
+) -> DatasetSpec:
     return DatasetSpec(
         vendor="footprints", name=name, description=description, snapshot=True, columns=columns,
         key=(columns[0].name,), expectations=(*_ids(columns[0].name), *expectations, ROW_COUNT),
-        extract=list_extractor(path),
+        extract=list_extractor(path), ignore_fields=(*_BOOKKEEPING, *ignore),
     )
 
 
@@ -221,6 +231,7 @@ OFFLINE_CAMPAIGNS = _snapshot(
         Column("created_at", "timestamp", source="createdAt"),
     ),
     *_ids("location_id"), *_non_negative("budget"),
+    ignore=("drawFrequency", "winningType"),
 )
 
 
@@ -276,6 +287,11 @@ LOYALTY_CAMPAIGNS = DatasetSpec(
         ROW_COUNT,
     ),
     extract=extract_loyalty_campaigns,
+    # The campaign's business plan (costs, retention, landing page): not what the codes are analysed by.
+    ignore_fields=(
+        "__v", "timestamp", "image", "extraAllocations", "landingPageURL", "leads", "monthlySellingCost",
+        "monthlyServicingCost", "productionCost", "profitabilityTime", "retentionRate", "salesCost", "total",
+    ),
 )
 
 LOYALTY_CODES = DatasetSpec(
