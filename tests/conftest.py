@@ -102,3 +102,28 @@ def airflow_db() -> None:
         [sys.executable, "-m", "airflow", "db", "migrate"],
         check=True, capture_output=True, env=os.environ.copy(), cwd=PROJECT_ROOT,
     )
+
+
+POSTGRES_ADMIN_URL = os.environ.get("VENDORFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL, dropped at the end of the session."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL.rpartition('@')[2]}: start it (the ledger tests run "
+            f"on a real server), or point VENDORFLOW_TEST_POSTGRES_URL at one. ({' '.join(str(exc).split())})"
+        )
+    name = f"vendorflow_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -3,10 +3,17 @@
 Uploads, events sent, training requests and opt-outs are actions, not
 extractions: before repeating one, a task must know whether it already
 happened, even after a crash, a retry, a rerun or a restart. A :class:`Ledger`
-is a table of ``key -> (status, data, timestamps)`` in one SQLite database
-(WAL mode, so readers never block writers) under
-:func:`vendorflow.settings.state_dir`, or at ``VENDORFLOW_LEDGER_PATH``.
-Every write is committed before the call returns.
+is a table of ``key -> (status, data, timestamps)`` in
+
+- the PostgreSQL database of ``VENDORFLOW_LEDGER_URL``, shared by every host
+  (psycopg 3; every write transaction holds the ledger's advisory lock), or
+- by default, one SQLite database (WAL mode, so readers never block writers)
+  under :func:`vendorflow.settings.state_dir`, or at ``VENDORFLOW_LEDGER_PATH``:
+  every process of one machine.
+
+Both mean the same. Tables are created on first use and their schema version
+is kept in ``vendorflow_ledger_schema``. Every write is committed before the
+call returns.
 
 - ``put``/``put_many`` write entries; ``only_if`` makes a write a compare-and-set.
 - ``exclusive()`` is a transaction that holds the database's write lock:
@@ -14,6 +21,8 @@ Every write is committed before the call returns.
   due? then record it" happens in one step for everybody).
 - ``entries()`` lists what happened, for publishing the ledger as a Parquet
   dataset analysts can read.
+- :func:`lease` gives one holder at a time a named lease (the Algonomy sender,
+  a partition being published) that expires when its holder stops renewing it.
 
 Keep one ledger per vendor action (``algonomy_optouts``, ``recomendo_events``...).
 """
@@ -35,6 +44,8 @@ from typing import Any
 
 from vendorflow import settings
 from vendorflow.errors import ConfigError
+
+SCHEMA_VERSION = 1
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ANY = object()  # put(only_if=_ANY): unconditional
@@ -68,6 +79,76 @@ def _locked(error: sqlite3.Error) -> bool:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class _PgConnection:
+    """A psycopg connection that takes the ledger's ``?`` placeholders."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self.raw.execute(sql.replace("?", "%s"), tuple(params))
+
+
+class _Postgres:
+    """The ledger's PostgreSQL side: one connection per thread and process, every write transaction
+    under the ledger's advisory lock, so writes are serialised per ledger as SQLite's single writer
+    does (compare-and-set and the exclusive section mean the same on both)."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        self.url = url
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ConfigError(
+                f"VENDORFLOW_LEDGER_URL must be a postgresql://user:password@host:port/database URL, "
+                f"not a {parts.scheme or 'scheme-less'} URL"
+            )
+        self.password = parts.password
+        self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+
+    def describe(self) -> str:
+        return f"PostgreSQL at {self.where} (VENDORFLOW_LEDGER_URL)"
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            reason = " ".join(str(exc).split())
+            if self.password:
+                reason = reason.replace(self.password, "***")
+            raise ConfigError(
+                f"The action ledger on {self.describe()} cannot be used: {reason}. Start it, or fix "
+                f"VENDORFLOW_LEDGER_URL (unset, the ledger is an SQLite file on this machine)."
+            ) from None
+
+    def connection(self, local: threading.local) -> _PgConnection:
+        db = getattr(local, "pg", None)
+        if db is None or getattr(local, "pg_pid", None) != os.getpid() or db.raw.closed:
+            import psycopg
+
+            with self.errors():
+                db = _PgConnection(psycopg.connect(self.url, autocommit=True, connect_timeout=10))
+            local.pg, local.pg_pid = db, os.getpid()
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self, db: _PgConnection, name: str) -> Iterator[_PgConnection]:
+        with db.raw.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_lock_id(name),))
+            yield db
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit advisory lock id for a ledger."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"vendorflow-ledger:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -104,33 +185,63 @@ class LedgerTransaction:
 class Ledger:
     """One named ledger; cheap to create (the database connection is per thread)."""
 
-    def __init__(self, name: str, path: Path | None = None) -> None:
+    def __init__(self, name: str, path: Path | None = None, *, url: str | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"ledger name must be snake_case, not {name!r}")
         self.name = name
+        self._local = threading.local()
+        # An explicit path means SQLite; otherwise VENDORFLOW_LEDGER_URL (PostgreSQL) when it is set.
+        self.url = url if url is not None else (None if path is not None else settings.ledger_url())
+        settings.warn_if_half_shared()
+        if self.url:
+            self.path = None
+            self._pg = _Postgres(self.url)
+            with self._pg.errors():
+                with self._connection() as db:
+                    self._create(db)
+            return
+        self._pg = None
         self.path = path or ledger_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _unusable(self.path, sqlite3.OperationalError(f"unable to open: {exc.strerror}")) from None
-        self._local = threading.local()
         try:
-            with self._connection() as db:
-                db.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{name}" ('
-                    "key TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT, "
-                    "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
-                )
-                db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_status" ON "{name}" (status)')
-                db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_updated" ON "{name}" (updated_at)')
+            with self._connection(exclusive=True) as db:  # it writes: take the write lock first (no busy upgrade)
+                self._create(db)
         except sqlite3.Error as exc:
             if _locked(exc):
                 raise
             raise _unusable(self.path, exc) from None
 
+    def _create(self, db: Any) -> None:
+        """The ledger's table (created on first use) and its schema version, for a later migration."""
+        name = self.name
+        db.execute(
+            f'CREATE TABLE IF NOT EXISTS "{name}" ('
+            "key TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT, "
+            "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
+        db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_status" ON "{name}" (status)')
+        db.execute(f'CREATE INDEX IF NOT EXISTS "{name}_updated" ON "{name}" (updated_at)')
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS vendorflow_ledger_schema (ledger TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO vendorflow_ledger_schema (ledger, version) VALUES (?, ?) ON CONFLICT (ledger) DO NOTHING",
+            (name, SCHEMA_VERSION),
+        )
+
+    @property
+    def where(self) -> str:
+        """Where this ledger lives, for messages (never a password)."""
+        return self._pg.describe() if self._pg else str(self.path)
+
     # -- connections -----------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Any:
+        if self._pg is not None:
+            return self._pg.connection(self._local)
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "pid", None) != os.getpid():
             try:
@@ -154,7 +265,11 @@ class Ledger:
         return db
 
     @contextlib.contextmanager
-    def _connection(self, exclusive: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connection(self, exclusive: bool = False) -> Iterator[Any]:
+        if self._pg is not None:
+            with self._pg.errors(), self._pg.transaction(self._pg.connection(self._local), self.name) as db:
+                yield db
+            return
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
@@ -270,3 +385,81 @@ class Ledger:
         """A transaction holding the write lock: one thread or process at a time, on one machine."""
         with self._connection(exclusive=True) as db:
             yield LedgerTransaction(self, db)
+
+
+# --- leases: one holder at a time, on every host, released when the holder dies -----------------------
+
+LEASES = "vendorflow_leases"
+
+
+def _lease_seconds() -> float:
+    return float(os.environ.get("VENDORFLOW_LEASE_SECONDS", "60"))
+
+
+def _holder_gone(holder: str) -> bool:
+    """Whether a holder of this host is a process that no longer exists (its lease can go at once)."""
+    import socket
+
+    host, _, rest = holder.partition("|")
+    pid = rest.partition("|")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def lease(
+    name: str, *, seconds: float | None = None, log: Any = None, poll: float = 0.2, ledger: Ledger | None = None
+) -> Iterator[None]:
+    """Hold the lease ``name`` for the block: one holder at a time across threads, processes and (with
+    ``VENDORFLOW_LEDGER_URL``) hosts. The holder renews it every third of ``seconds``; a holder that
+    dies stops renewing, and its lease is taken over when it expires (at once on its own host, where
+    a dead process is seen)."""
+    import socket
+    import uuid
+
+    seconds = seconds or _lease_seconds()
+    leases = ledger or Ledger(LEASES)
+    me = f"{socket.gethostname()}|{os.getpid()}|{threading.get_ident()}|{uuid.uuid4().hex[:8]}"
+    announced = False
+    while True:
+        with leases.exclusive() as tx:
+            current = tx.get(name)
+            holder = str(current.data.get("holder", "")) if current else ""
+            free = (
+                current is None or current.status != "held"
+                or float(current.data.get("expires_at", 0)) < time.time() or _holder_gone(holder)
+            )
+            if free:
+                tx.put(name, "held", {"holder": me, "expires_at": time.time() + seconds})
+                break
+        if not announced and log is not None:
+            log.info("Waiting for %s, held by %s", name, holder.rpartition("|")[0])
+            announced = True
+        time.sleep(poll)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(seconds / 3):
+            with leases.exclusive() as tx:
+                current = tx.get(name)
+                if current is not None and current.data.get("holder") == me:
+                    tx.put(name, "held", {"holder": me, "expires_at": time.time() + seconds})
+
+    renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        with leases.exclusive() as tx:
+            current = tx.get(name)
+            if current is not None and current.data.get("holder") == me:
+                tx.put(name, "released", {"holder": me, "released_at": time.time()})

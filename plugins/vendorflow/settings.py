@@ -76,6 +76,34 @@ def redis_url() -> str | None:
     return os.environ.get("VENDORFLOW_REDIS_URL") or None
 
 
+def ledger_url() -> str | None:
+    """``VENDORFLOW_LEDGER_URL``: the PostgreSQL database of every ledger of vendor actions, shared by
+    every host; unset, the ledger is an SQLite file under the state directory."""
+    return os.environ.get("VENDORFLOW_LEDGER_URL") or None
+
+
+_warned_half_shared = False
+
+
+def warn_if_half_shared() -> None:
+    """One warning per process when only one of the two shared backends is configured: the other
+    one's state is still local to this host, so a second host would not see it."""
+    global _warned_half_shared
+    if _warned_half_shared:
+        return
+    redis, ledger = redis_url(), ledger_url()
+    if bool(redis) == bool(ledger):
+        return
+    _warned_half_shared = True
+    import logging
+
+    if redis:
+        what = "the action ledger (uploads, events, training requests, opt-outs) is an SQLite file on this host; set VENDORFLOW_LEDGER_URL"
+    else:
+        what = "rate budgets and token caches are files on this host; set VENDORFLOW_REDIS_URL"
+    logging.getLogger("vendorflow").warning("Only one shared backend is configured: %s to share it across hosts.", what)
+
+
 def redis_errors() -> tuple[type[BaseException], ...]:
     """The redis-py exceptions that mean the server cannot be used (unreachable, refused, misconfigured)."""
     import redis

@@ -16,6 +16,15 @@ Where the budget lives decides who shares it:
 - with ``VENDORFLOW_REDIS_URL`` set, a Redis key updated by a Lua script that
   reads Redis's own clock: every machine of a deployment.
 
+Slots alone assume every caller sends at its slot. On a loaded machine a
+caller may wake late and send right next to one that woke on time, and a
+vendor counting any sliding second (Recreativ, Algonomy) then sees one request
+too many. So a caller whose slot has come is also *admitted* by a log of when
+requests were really sent (the last second's, atomically, in the same store):
+no rolling second ever holds more than the vendor's limit, however the
+wake-ups bunch. Pacing stays the slots' job; admission only ever waits the few
+milliseconds that bunching would have cost a 429.
+
 Why not pyrate-limiter's ``Limiter``: it admits by polling (try, sleep for the
 answered wait, try again), and with no burst allowed every late wake-up loses
 its slot for good. ``make bench`` measures both; polling reached 87-92% of a
@@ -49,12 +58,24 @@ def budget_key(vendor: str, credential: str) -> str:
     return f"{vendor}-{digest}"
 
 
+WINDOW_SECONDS = float(os.environ.get("VENDORFLOW_RATE_WINDOW_SECONDS", "1.0"))
+
+
 class SlotStore(Protocol):
-    """Atomically reserves the next slot of a budget."""
+    """Atomically reserves the next slot of a budget (and, optionally, admits a send; see ``admit``)."""
 
     def reserve(self, interval_us: int) -> float:
         """Reserve the next slot ``interval_us`` after the previous one; seconds until it starts."""
         ...
+
+
+def _admit_log(sent: list[int], now: int, window_us: int, limit: int) -> tuple[list[int], float]:
+    """The send log with ``now`` added if fewer than ``limit`` sends fall in the window before it
+    (wait 0), or unchanged with the seconds until the oldest leaves the window."""
+    recent = [t for t in sent if t > now - window_us]
+    if len(recent) < limit:
+        return [*recent, now], 0.0
+    return recent, (min(recent) + window_us - now) / 1e6
 
 
 class FileSlotStore:
@@ -84,6 +105,23 @@ class FileSlotStore:
             os.close(fd)  # closing the descriptor releases the lock
         return (start - now) / 1e6
 
+    def admit(self, window_us: int, limit: int) -> float:
+        """Record a send now if the window has room; else the seconds to wait before asking again."""
+        path = self.path.with_suffix(".sent")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 1 << 20, 0).decode()
+            sent = [int(t) for t in raw.split()] if raw.strip() else []
+            log, wait = _admit_log(sent, self.clock() // 1000, window_us, limit)
+            if wait == 0.0:
+                data = " ".join(map(str, log)).encode()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+        return wait
+
 
 _RESERVE_LUA = """
 local t = redis.call('TIME')
@@ -98,6 +136,21 @@ return start - now
 """
 
 
+_ADMIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) * 2 + 1000)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
 class RedisSlotStore:
     """The same budget in Redis; Redis's clock is the only clock, so hosts may disagree on time."""
 
@@ -105,11 +158,22 @@ class RedisSlotStore:
         self._redis = settings.redis_client(url)
         self._key = f"vendorflow:ratelimit:{key}"
         self._script = self._redis.register_script(_RESERVE_LUA)
+        self._admit = self._redis.register_script(_ADMIT_LUA)
+        self._sent_key = f"vendorflow:ratelimit-sent:{key}"
 
     def reserve(self, interval_us: int) -> float:
         ttl_ms = max(1000, interval_us // 1000 * 10)
         try:
             wait_us = self._script(keys=[self._key], args=[interval_us, ttl_ms, MAX_QUEUED_SLOTS])
+        except redis_errors() as exc:
+            raise settings.redis_unreachable(exc) from None
+        return int(wait_us) / 1e6
+
+    def admit(self, window_us: int, limit: int) -> float:
+        import uuid
+
+        try:
+            wait_us = self._admit(keys=[self._sent_key], args=[window_us, limit, uuid.uuid4().hex])
         except redis_errors() as exc:
             raise settings.redis_unreachable(exc) from None
         return int(wait_us) / 1e6
@@ -141,6 +205,9 @@ class RateLimiter:
         self.requests_per_second = float(requests_per_second)
         self.effective_rate = self.requests_per_second * safety
         self.interval_us = max(1, round(1e6 / self.effective_rate))
+        # At most this many sends in any rolling window (the vendor's limit over its window; at least 1).
+        self.window_us = round(WINDOW_SECONDS * 1e6)
+        self.window_limit = max(1, int(self.requests_per_second * WINDOW_SECONDS + 1e-9))
         self._store = store or _store_for(key)
         self._stats_lock = threading.Lock()
         self.acquired = 0
@@ -151,6 +218,13 @@ class RateLimiter:
         wait = self._store.reserve(self.interval_us)
         if wait > 0:
             time.sleep(wait)
+        admit = getattr(self._store, "admit", None)
+        while admit is not None:
+            extra = admit(self.window_us, self.window_limit)
+            if extra <= 0:
+                break
+            time.sleep(extra)
+            wait += extra
         with self._stats_lock:
             self.acquired += 1
             self.waited_seconds += max(wait, 0.0)
@@ -170,6 +244,7 @@ def shared_limiter(vendor: str, credential: str, requests_per_second: float) -> 
     The budget's name includes the rate: slots reserved at a mistyped rate never hold up the
     corrected one.
     """
+    settings.warn_if_half_shared()
     key = f"{budget_key(vendor, credential)}-{float(requests_per_second):g}rps"
     where = settings.redis_url() or str(settings.state_dir())
     cache_key = (key, float(requests_per_second), where)

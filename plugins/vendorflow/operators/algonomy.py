@@ -16,15 +16,15 @@ Two steps, each idempotent:
 
 A crash between "Algonomy accepted" and "the ledger says so" is the only way an
 id is sent twice, and at most ``concurrency`` ids are in that window. One
-sender per credential runs at a time (an ``flock`` beside the ledger), so two
-runs never send the same id at once.
+sender per credential runs at a time (a lease in the ledger's database, taken
+over when its holder dies), so two runs, on one host or many, never send the
+same id at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import logging
 import os
 import re
@@ -193,18 +193,13 @@ def record_requested(ledger: Ledger, user_ids: Sequence[str], *, source: str, ru
 
 @contextlib.contextmanager
 def sender_lock(ledger: Ledger, key: str, *, log: logging.Logger = log) -> Iterator[None]:
-    """One sender per credential at a time (threads, processes, runs); released by the kernel if the holder dies."""
-    path = ledger.path.parent / f"{LEDGER}.{key}.sender.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("Another run is sending opt-outs for this credential; waiting for it to finish")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    """One sender per credential at a time (threads, processes, runs and, with a shared ledger, hosts):
+    a lease in the ledger's database, taken over when its holder dies."""
+    from vendorflow.ledger import LEASES, Ledger, lease
+
+    leases = Ledger(LEASES, ledger.path.parent / ledger.path.name) if ledger.path is not None else Ledger(LEASES, url=ledger.url)
+    with lease(f"{LEDGER}.sender.{key}", log=log, ledger=leases):
         yield
-    finally:
-        os.close(fd)
 
 
 # --- sending -----------------------------------------------------------------------

@@ -206,14 +206,22 @@ class Lake:
 
     @contextlib.contextmanager
     def partition_lock(self, key: str, dt: date | str) -> Iterator[None]:
-        """Exclusive use of one partition, from reading what is published to publishing (every
-        process of a machine, or every host of a shared POSIX filesystem that supports ``flock``;
-        on an object store, the processes of this machine)."""
+        """Exclusive use of one partition, from reading what is published to publishing.
+
+        With ``VENDORFLOW_LEDGER_URL`` set, a lease in that database: every host. Otherwise an
+        ``flock`` under the data root (every process of this machine; an object store's data root
+        keeps its locks in the state directory)."""
+        from vendorflow import settings
+
+        if settings.ledger_url():
+            from vendorflow.ledger import lease
+
+            with lease(f"partition.{key}.dt={dt}"):
+                yield
+            return
         if self.is_local:
             path = Path(self.join("_locks", key, f"dt={dt}.lock"))
         else:
-            from vendorflow import settings
-
             path = settings.state_dir() / "partition-locks" / key / f"dt={dt}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

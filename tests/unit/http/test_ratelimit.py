@@ -105,3 +105,18 @@ def test_threads_and_processes_share_one_schedule(tmp_path: Path) -> None:
     assert len(every) == 100
     gaps = [b - a for a, b in zip(every, every[1:])]
     assert min(gaps) >= 50_000  # never two slots in one interval
+
+
+def test_admission_keeps_any_rolling_window_at_the_limit_however_wake_ups_bunch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vendorflow.http.ratelimit import FileSlotStore, _admit_log
+
+    assert _admit_log([], 1_000_000, 1_000_000, 2) == ([1_000_000], 0.0)
+    assert _admit_log([100, 200], 1_000_150, 1_000_000, 2) == ([200, 1_000_150], 0.0)  # 100 left the window
+    log, wait = _admit_log([500_000, 600_000], 1_000_000, 1_000_000, 2)
+    assert log == [500_000, 600_000] and wait == pytest.approx(0.5)
+    now = [10**15]
+    store = FileSlotStore(tmp_path / "b.next", clock=lambda: now[0])
+    assert [store.admit(1_000_000, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert store.admit(1_000_000, 3) == pytest.approx(1.0)  # a 4th send in the same instant waits a window
+    now[0] += 1_000_000_001  # a window later (in ns) the log has room again
+    assert store.admit(1_000_000, 3) == 0.0
