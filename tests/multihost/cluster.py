@@ -72,6 +72,13 @@ class Cluster:
                   json={"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}})
         return run_id
 
+    def unpause(self, dag_id: str) -> None:
+        self.http("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def runs_of(self, dag_id: str) -> list[tuple[str, str]]:
+        found = self.http("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+        return [(dag_id, r["dag_run_id"]) for r in found]
+
     def state(self, dag_id: str, run_id: str) -> str:
         return str(self.http("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
 
@@ -156,7 +163,7 @@ def running_cluster(root: Path, *, connections: dict[str, str], workers: int = 2
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # a test unpauses the DAGs it runs
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
