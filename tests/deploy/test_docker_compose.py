@@ -59,9 +59,16 @@ def test_every_airflow_container_runs_this_project(compose: dict[str, Any]) -> N
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/project/dags"
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/airflow/project/plugins"
         assert "/opt/airflow/project/plugins" in env["PYTHONPATH"].split(":")
-        # Every worker shares one budget and token cache per credential, not one per container.
+        # Every worker shares one budget and token cache per credential, and one ledger, not one per container;
+        # the state directory is then each container's own (no shared volume).
         assert env["VENDORFLOW_REDIS_URL"] == "redis://redis:6379/1"
-        assert env["VENDORFLOW_STATE_DIR"] in mounts
+        assert env["VENDORFLOW_LEDGER_URL"] == "postgresql://airflow:airflow@postgres/vendorflow"
+        assert env["VENDORFLOW_STATE_DIR"] not in mounts
+
+
+def test_airflow_init_creates_the_vendorflow_ledger_database(compose: dict[str, Any]) -> None:
+    script = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert "CREATE DATABASE vendorflow" in script and "datname = 'vendorflow'" in script
 
 
 def test_no_secret_is_written_in_the_file() -> None:
