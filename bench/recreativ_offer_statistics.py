@@ -1,9 +1,12 @@
-"""Recreativ ad statistics for 200 campaigns at the sandbox's 5 requests/s: achieved rate over allowed, 429s served; one process, then two at once.
+"""Recreativ ad statistics for 200 campaigns at the sandbox's 5 requests/s: achieved rate over allowed, 429s served; one process, two at once, two "hosts" sharing only Redis.
 
 Each extraction runs in its own process (``recreativ/offer_statistics`` extractor
 with the real hook, budget and retry policy) against a sandbox that enforces 5
 requests/s per token over any sliding second and answers after ``BENCH_LATENCY_MS``
-(default 80 ms). The rate is read from the sandbox's own request log.
+(default 80 ms). Two processes share one state directory (one machine); two
+"hosts" each have their own and share the budget through Redis
+(``VENDORFLOW_REDIS_URL``), as workers on two machines would. The rate is read
+from the sandbox's own request log.
 Knobs: ``BENCH_CAMPAIGNS`` (200), ``BENCH_LATENCY_MS`` (80).
 """
 
@@ -18,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from include.sandbox.connections import connections
+from bench._hosts import scratch_redis
 from include.sandbox.control import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +42,7 @@ print(rows, hook.client.requests_sent, hook.client.retries)
 """
 
 
-def extract(processes: int, sandbox_url: str, state_dir: str) -> dict[str, float]:
+def extract(processes: int, sandbox_url: str, state_dir: str, redis_url: str | None = None) -> dict[str, float]:
     conn = dict(connections(sandbox_url, suffix="-bench-" + uuid.uuid4().hex[:8])["recreativ_default"])
     env = {
         **os.environ,
@@ -47,7 +51,11 @@ def extract(processes: int, sandbox_url: str, state_dir: str) -> dict[str, float
         "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
     }
     code = WORKER.format(paths=[str(ROOT), str(ROOT / "plugins")])
-    workers = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    envs = [env] * processes
+    if redis_url:  # separate hosts: a state directory each, the budget in Redis
+        envs = [{**env, "VENDORFLOW_STATE_DIR": f"{state_dir}/host-{n}", "VENDORFLOW_REDIS_URL": redis_url}
+                for n in range(processes)]
+    workers = [subprocess.Popen([sys.executable, "-c", code], env=e, stdout=subprocess.PIPE, text=True) for e in envs]
     outputs = [w.communicate(timeout=1800)[0].split() for w in workers]
     if any(w.returncode for w in workers):
         raise SystemExit(f"an extraction failed: {outputs}")
@@ -65,14 +73,15 @@ def measure(sandbox, token: str) -> tuple[int, float, int]:  # type: ignore[no-u
 def main() -> None:
     campaigns = int(os.environ.get("BENCH_CAMPAIGNS", "200"))
     latency = int(os.environ.get("BENCH_LATENCY_MS", "80"))
-    with tempfile.TemporaryDirectory() as state_dir, running_sandbox() as sandbox:
+    with tempfile.TemporaryDirectory() as state_dir, running_sandbox() as sandbox, scratch_redis() as redis_url:
         sandbox.configure("recreativ", campaigns=campaigns, rate_limit=LIMIT, latency_ms=latency)
         print(f"{campaigns} campaigns, sandbox limit {LIMIT:g} requests/s per token, {latency} ms per answer")
-        print(f"{'processes':>9} {'requests':>9} {'rows':>7} {'achieved/s':>11} {'of allowed':>11} {'429s':>5}")
-        for processes in (1, 2):
-            result = extract(processes, sandbox.base_url, state_dir)
+        print(f"{'mode':>22} {'requests':>9} {'rows':>7} {'achieved/s':>11} {'of allowed':>11} {'429s':>5}")
+        for label, processes, shared in (("1 process", 1, None), ("2 processes, 1 host", 2, None),
+                                         ("2 hosts, Redis", 2, redis_url)):
+            result = extract(processes, sandbox.base_url, state_dir, shared)
             requests_seen, rate, throttled = measure(sandbox, str(result["token"]))
-            print(f"{processes:>9} {requests_seen:>9} {int(result['rows']):>7} {rate:>11.3f} {rate / LIMIT:>10.1%} {throttled:>5}", flush=True)
+            print(f"{label:>22} {requests_seen:>9} {int(result['rows']):>7} {rate:>11.3f} {rate / LIMIT:>10.1%} {throttled:>5}", flush=True)
 
 
 if __name__ == "__main__":
