@@ -106,7 +106,6 @@ class _Postgres:
                 f"VENDORFLOW_LEDGER_URL must be a postgresql://user:password@host:port/database URL, "
                 f"not a {parts.scheme or 'scheme-less'} URL"
             )
-        self.password = parts.password
         self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
 
     def describe(self) -> str:
@@ -119,12 +118,9 @@ class _Postgres:
         try:
             yield
         except psycopg.OperationalError as exc:
-            reason = " ".join(str(exc).split())
-            if self.password:
-                reason = reason.replace(self.password, "***")
-            raise ConfigError(
-                f"The action ledger on {self.describe()} cannot be used: {reason}. Start it, or fix "
-                f"VENDORFLOW_LEDGER_URL (unset, the ledger is an SQLite file on this machine)."
+            raise settings.service_unusable(
+                "The action ledger's PostgreSQL", "VENDORFLOW_LEDGER_URL", self.url, 5432, exc,
+                "unset, the ledger is an SQLite file on this machine",
             ) from None
 
     def connection(self, local: threading.local) -> _PgConnection:

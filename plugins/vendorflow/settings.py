@@ -111,20 +111,25 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, redis.ResponseError)
 
 
-def redis_unreachable(error: BaseException) -> ConfigError:
-    """A clear error for a Redis that cannot be used, naming the variable and the host, never the password."""
+def service_unusable(what: str, variable: str, url: str, default_port: int, error: BaseException, unset: str) -> ConfigError:
+    """A clear error for a shared service (Redis, PostgreSQL) that cannot be used: it names the variable
+    and the host, never the password; ``unset`` says what happens without the variable."""
     from urllib.parse import urlsplit
 
-    url = redis_url() or ""
     parts = urlsplit(url)
-    where = f"{parts.hostname or '?'}:{parts.port or 6379}"
+    where = f"{parts.hostname or '?'}:{parts.port or default_port}{parts.path if parts.path not in ('', '/') else ''}"
     reason = " ".join(str(error).split())
     if parts.password:
         reason = reason.replace(parts.password, "***")
     return ConfigError(
-        f"Redis at {where} (VENDORFLOW_REDIS_URL) cannot be used: {type(error).__name__}: {reason}. "
-        f"Start it, or fix or unset VENDORFLOW_REDIS_URL (unset, budgets and tokens stay on this machine)."
+        f"{what} at {where} ({variable}) cannot be used: {type(error).__name__}: {reason}. "
+        f"Start it, or fix or unset {variable} ({unset})."
     )
+
+
+def redis_unreachable(error: BaseException) -> ConfigError:
+    return service_unusable("Redis", "VENDORFLOW_REDIS_URL", redis_url() or "", 6379, error,
+                            "unset, budgets and tokens stay on this machine")
 
 
 def redis_client(url: str) -> Any:

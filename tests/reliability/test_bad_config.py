@@ -175,7 +175,7 @@ def test_a_dead_redis_names_the_variable_and_host_never_the_password(
     with pytest.raises(ConfigError) as error:
         RecreativHook().me()
     text = str(error.value)
-    assert "Redis at 127.0.0.1:1 (VENDORFLOW_REDIS_URL) cannot be used" in text and "hunter2secret" not in text
+    assert "Redis at 127.0.0.1:1/0 (VENDORFLOW_REDIS_URL) cannot be used" in text and "hunter2secret" not in text
 
 
 def test_a_malformed_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
