@@ -64,7 +64,7 @@ def send(processes: int, total: int, sandbox_url: str, state_dir: str, work: Pat
         if redis_url:  # a separate host: its own state directory, the budget in Redis
             host_env.update(VENDORFLOW_STATE_DIR=f"{state_dir}/host-{p}", VENDORFLOW_REDIS_URL=redis_url)
         workers.append(subprocess.Popen([sys.executable, "-c", code], env=host_env, stdout=subprocess.PIPE, text=True))
-    outputs = [w.communicate(timeout=1800)[0].split() for w in workers]
+    outputs = [w.communicate(timeout=1800)[0].strip().splitlines()[-1].split() for w in workers]
     if any(w.returncode for w in workers):
         raise SystemExit(f"a sender failed: {outputs}")
     return conn["login"], outputs

@@ -56,7 +56,7 @@ def extract(processes: int, sandbox_url: str, state_dir: str, redis_url: str | N
         envs = [{**env, "VENDORFLOW_STATE_DIR": f"{state_dir}/host-{n}", "VENDORFLOW_REDIS_URL": redis_url}
                 for n in range(processes)]
     workers = [subprocess.Popen([sys.executable, "-c", code], env=e, stdout=subprocess.PIPE, text=True) for e in envs]
-    outputs = [w.communicate(timeout=1800)[0].split() for w in workers]
+    outputs = [w.communicate(timeout=1800)[0].strip().splitlines()[-1].split() for w in workers]
     if any(w.returncode for w in workers):
         raise SystemExit(f"an extraction failed: {outputs}")
     return {"rows": sum(int(o[0]) for o in outputs), "token": conn["password"]}
