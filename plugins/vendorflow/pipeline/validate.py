@@ -21,6 +21,11 @@ from vendorflow.datasets.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
 
+# Great Expectations logs hundreds of INFO lines while it is imported ("Skipping registering function
+# ...") and runs: a task log shows ours at INFO and theirs from WARNING, unless VENDORFLOW_GX_LOG_LEVEL
+# asks for more. Set before the first import of great_expectations, which happens below, in functions.
+logging.getLogger("great_expectations").setLevel(os.environ.get("VENDORFLOW_GX_LOG_LEVEL", "WARNING").upper())
+
 
 @dataclass
 class ValidationOutcome:
