@@ -91,6 +91,9 @@ class _PgConnection:
         return self.raw.execute(sql.replace("?", "%s"), tuple(params))
 
 
+_PG_THREAD = threading.local()
+
+
 class _Postgres:
     """The ledger's PostgreSQL side: one connection per thread and process, every write transaction
     under the ledger's advisory lock, so writes are serialised per ledger as SQLite's single writer
@@ -124,13 +127,16 @@ class _Postgres:
             ) from None
 
     def connection(self, local: threading.local) -> _PgConnection:
-        db = getattr(local, "pg", None)
-        if db is None or getattr(local, "pg_pid", None) != os.getpid() or db.raw.closed:
+        """This thread's connection to the database (one per thread and process, shared by every
+        :class:`Ledger` of the same URL; ``local`` is unused, kept for the SQLite side's signature)."""
+        connections: dict[str, tuple[int, _PgConnection]] = _PG_THREAD.__dict__.setdefault("connections", {})
+        pid, db = connections.get(self.url, (None, None))
+        if db is None or pid != os.getpid() or db.raw.closed:
             import psycopg
 
             with self.errors():
                 db = _PgConnection(psycopg.connect(self.url, autocommit=True, connect_timeout=10))
-            local.pg, local.pg_pid = db, os.getpid()
+            connections[self.url] = (os.getpid(), db)
         return db
 
     @contextlib.contextmanager
