@@ -183,6 +183,12 @@ class LedgerTransaction:
     def with_status(self, *statuses: str) -> list[Entry]:
         return self._ledger._with_status(self._db, statuses)
 
+    def clock(self) -> float:
+        """Epoch seconds by the database's clock (PostgreSQL's, so every host agrees) or this host's."""
+        if self._ledger._pg is not None:
+            return float(self._db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+        return time.time()
+
 
 class Ledger:
     """One named ledger; cheap to create (the database connection is per thread)."""
@@ -422,7 +428,7 @@ def lease(
     """Hold the lease ``name`` for the block: one holder at a time across threads, processes and (with
     ``VENDORFLOW_LEDGER_URL``) hosts. The holder renews it every third of ``seconds``; a holder that
     dies stops renewing, and its lease is taken over when it expires (at once on its own host, where
-    a dead process is seen)."""
+    a dead process is seen). Expiry is read on the database's clock, so hosts need not agree on time."""
     import socket
     import uuid
 
@@ -436,10 +442,10 @@ def lease(
             holder = str(current.data.get("holder", "")) if current else ""
             free = (
                 current is None or current.status != "held"
-                or float(current.data.get("expires_at", 0)) < time.time() or _holder_gone(holder)
+                or float(current.data.get("expires_at", 0)) < tx.clock() or _holder_gone(holder)
             )
             if free:
-                tx.put(name, "held", {"holder": me, "expires_at": time.time() + seconds})
+                tx.put(name, "held", {"holder": me, "expires_at": tx.clock() + seconds})
                 break
         if not announced and log is not None:
             log.info("Waiting for %s, held by %s", name, holder.rpartition("|")[0])
@@ -452,7 +458,7 @@ def lease(
             with leases.exclusive() as tx:
                 current = tx.get(name)
                 if current is not None and current.data.get("holder") == me:
-                    tx.put(name, "held", {"holder": me, "expires_at": time.time() + seconds})
+                    tx.put(name, "held", {"holder": me, "expires_at": tx.clock() + seconds})
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     renewer.start()
@@ -464,4 +470,4 @@ def lease(
         with leases.exclusive() as tx:
             current = tx.get(name)
             if current is not None and current.data.get("holder") == me:
-                tx.put(name, "released", {"holder": me, "released_at": time.time()})
+                tx.put(name, "released", {"holder": me, "released_at": tx.clock()})

@@ -165,3 +165,33 @@ def test_an_unreachable_postgresql_names_the_variable_and_host_never_the_passwor
 def test_a_ledger_url_that_is_not_postgresql_is_refused() -> None:
     with pytest.raises(ConfigError, match="VENDORFLOW_LEDGER_URL must be a postgresql://"):
         Ledger("anything", url="mysql://h/db")
+
+
+def test_a_lease_expires_by_the_database_clock_not_the_holder_s(where: dict[str, Any]) -> None:
+    name = unique("sender")
+    leases = open_ledger(where, "vendorflow_leases")
+    with leases.exclusive() as tx:  # a holder on another host, whose lease ran out a second ago by the database
+        tx.put(name, "held", {"holder": "elsewhere|1|1|x", "expires_at": tx.clock() - 1})
+    started = time.monotonic()
+    with lease(name, ledger=leases, seconds=30):
+        with leases.exclusive() as tx:
+            held = tx.get(name)
+            assert held.data["holder"].startswith(os.uname().nodename) and held.data["expires_at"] > tx.clock() + 25
+    assert time.monotonic() - started < 10
+    with leases.exclusive() as tx:  # a live holder elsewhere: not taken
+        tx.put(name, "held", {"holder": "elsewhere|1|1|x", "expires_at": tx.clock() + 30})
+    import threading
+
+    got = threading.Event()
+
+    def take() -> None:
+        with lease(name, ledger=open_ledger(where, "vendorflow_leases"), seconds=30, poll=0.05):
+            got.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    assert not got.wait(1.0)  # still held by the other host
+    with leases.exclusive() as tx:
+        tx.put(name, "released", {"holder": "elsewhere|1|1|x"})
+    assert got.wait(30)
+    thread.join(30)  # its release, before the database goes away
