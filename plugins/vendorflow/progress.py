@@ -15,6 +15,16 @@ def _fmt_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def noun(count: int, plural: str) -> str:
+    """``plural`` as it reads after ``count``: "1 page", "2 pages", "1 opt-out"."""
+    return plural[:-1] if count == 1 and plural.endswith("s") else plural
+
+
+def counted(count: int, plural: str) -> str:
+    """``count`` and its noun: "1 row", "1,200 rows"."""
+    return f"{count:,} {noun(count, plural)}"
+
+
 class Progress:
     """Counts units of work (pages, requests, campaigns) and rows; logs at most every ``every`` seconds."""
 
@@ -64,7 +74,11 @@ class Progress:
         elapsed = max(self.elapsed, 1e-9)
         rate = self.done / elapsed
         done = f"{self.done:,}/{self.total:,}" if self.total else f"{self.done:,}"
-        text = f"{self.what}: {done} {self.unit}, {self.rows:,} rows, {rate:.2f} {self.unit}/s, {self.rows / elapsed:,.0f} rows/s"
+        unit = noun(self.total or self.done, self.unit)
+        text = (
+            f"{self.what}: {done} {unit}, {counted(self.rows, 'rows')}, {rate:.2f} {self.unit}/s, "
+            f"{self.rows / elapsed:,.0f} rows/s"
+        )
         if self.total and rate > 0 and self.done < self.total:
             text += f", ~{_fmt_duration((self.total - self.done) / rate)} left"
         return text

@@ -54,3 +54,10 @@ def test_registry_and_assets() -> None:
         datasets.for_vendor("acme")
     assert asset("recreativ/campaigns").uri == "x-vendorflow://recreativ/campaigns"
     assert asset("recreativ/campaigns").name == "recreativ/campaigns"
+
+
+def test_counts_read_in_the_singular_and_the_plural() -> None:
+    from vendorflow.progress import counted, noun
+
+    assert [counted(1, "rows"), counted(0, "rows"), counted(1200, "requests")] == ["1 row", "0 rows", "1,200 requests"]
+    assert [noun(1, "pages"), noun(2, "pages"), noun(1, "opt-outs"), noun(1, "data")] == ["page", "pages", "opt-out", "data"]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from vendorflow.assets import asset
+from vendorflow.progress import counted
 from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
 from vendorflow.hooks.algonomy import invisible_character, user_id_problem
@@ -226,7 +227,7 @@ class SendSummary:
     def line(self, allowed: float) -> str:
         text = (
             f"Algonomy opt-outs: {self.accepted:,} accepted, {len(self.failed):,} failed, {self.not_sent:,} not sent "
-            f"of {self.pending:,} pending, in {self.seconds:.1f} s; {self.requests:,} requests "
+            f"of {self.pending:,} pending, in {self.seconds:.1f} s; {counted(self.requests, 'requests')} "
             f"({self.rate:.1f}/s of the {allowed:g}/s allowed), {self.retries:,} retried"
         )
         return text + (f"; stopped early: {self.stopped}" if self.stopped else "")

@@ -18,7 +18,7 @@ from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.storage import Lake, ParquetStream, StorageError, run_token, storage_error
 from vendorflow.pipeline.validate import validate_parquet
-from vendorflow.progress import Progress
+from vendorflow.progress import Progress, counted
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ class DatasetResult:
         return asdict(self)
 
     def line(self) -> str:
-        made = f" from {self.requests:,} requests" if self.requests is not None else ""
+        made = f" from {counted(self.requests, 'requests')}" if self.requests is not None else ""
         return (
-            f"{self.dataset} dt={self.dt}: {self.rows:,} rows{made} in {self.seconds:.1f} s; "
+            f"{self.dataset} dt={self.dt}: {counted(self.rows, 'rows')}{made} in {self.seconds:.1f} s; "
             f"validation {self.validation}; published {self.path}"
         )
 
