@@ -44,6 +44,17 @@ for path in (str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")):
 from include.sandbox.control import Sandbox, running_sandbox  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only() -> Iterator[None]:
+    """The process-wide secret registry as it was before the test: a token a test registers (some are
+    short words) must not mask another test's expected text."""
+    from vendorflow.http.redact import forget_secrets, known_secrets
+
+    before = known_secrets()
+    yield
+    forget_secrets(keep=before)
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
     """One sandbox process for the session (log under the session directory)."""

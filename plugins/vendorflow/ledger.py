@@ -77,6 +77,18 @@ def _locked(error: sqlite3.Error) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
+@contextlib.contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """SQLite errors as a :class:`ConfigError` naming the file and the setting, except a busy
+    database, which is worth waiting for and is raised as it is."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if _locked(exc):
+            raise
+        raise _unusable(path, exc) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -109,10 +121,6 @@ class _Postgres:
                 f"VENDORFLOW_LEDGER_URL must be a postgresql://user:password@host:port/database URL, "
                 f"not a {parts.scheme or 'scheme-less'} URL"
             )
-        self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
-
-    def describe(self) -> str:
-        return f"PostgreSQL at {self.where} (VENDORFLOW_LEDGER_URL)"
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -126,9 +134,9 @@ class _Postgres:
                 "unset, the ledger is an SQLite file on this machine",
             ) from None
 
-    def connection(self, local: threading.local) -> _PgConnection:
+    def connection(self) -> _PgConnection:
         """This thread's connection to the database (one per thread and process, shared by every
-        :class:`Ledger` of the same URL; ``local`` is unused, kept for the SQLite side's signature)."""
+        :class:`Ledger` of the same URL)."""
         connections: dict[str, tuple[int, _PgConnection]] = _PG_THREAD.__dict__.setdefault("connections", {})
         pid, db = connections.get(self.url, (None, None))
         if db is None or pid != os.getpid() or db.raw.closed:
@@ -204,9 +212,8 @@ class Ledger:
         if self.url:
             self.path = None
             self._pg = _Postgres(self.url)
-            with self._pg.errors():
-                with self._connection() as db:
-                    self._create(db)
+            with self._connection() as db:
+                self._create(db)
             return
         self._pg = None
         self.path = path or ledger_path()
@@ -214,13 +221,8 @@ class Ledger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _unusable(self.path, sqlite3.OperationalError(f"unable to open: {exc.strerror}")) from None
-        try:
-            with self._connection(exclusive=True) as db:  # it writes: take the write lock first (no busy upgrade)
-                self._create(db)
-        except sqlite3.Error as exc:
-            if _locked(exc):
-                raise
-            raise _unusable(self.path, exc) from None
+        with _sqlite_errors(self.path), self._connection(exclusive=True) as db:  # it writes: lock first
+            self._create(db)
 
     def _create(self, db: Any) -> None:
         """The ledger's table (created on first use) and its schema version, for a later migration."""
@@ -240,19 +242,14 @@ class Ledger:
             (name, SCHEMA_VERSION),
         )
 
-    @property
-    def where(self) -> str:
-        """Where this ledger lives, for messages (never a password)."""
-        return self._pg.describe() if self._pg else str(self.path)
-
     # -- connections -----------------------------------------------------------------
 
     def _db(self) -> Any:
         if self._pg is not None:
-            return self._pg.connection(self._local)
+            return self._pg.connection()
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "pid", None) != os.getpid():
-            try:
+            with _sqlite_errors(self.path):
                 db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA busy_timeout=120000")
                 for attempt in range(50):  # switching to WAL needs a moment alone with a new file
@@ -265,36 +262,26 @@ class Ledger:
                             raise
                         time.sleep(0.05 * (attempt + 1))
                 db.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut
-            except sqlite3.Error as exc:
-                if _locked(exc):
-                    raise
-                raise _unusable(self.path, exc) from None
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
     @contextlib.contextmanager
     def _connection(self, exclusive: bool = False) -> Iterator[Any]:
         if self._pg is not None:
-            with self._pg.errors(), self._pg.transaction(self._pg.connection(self._local), self.name) as db:
+            with self._pg.errors(), self._pg.transaction(self._pg.connection(), self.name) as db:
                 yield db
             return
         db = self._db()
-        try:
+        with _sqlite_errors(self.path):
             db.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
-        except sqlite3.Error as exc:
-            if _locked(exc):
-                raise
-            raise _unusable(self.path, exc) from None
         try:
             yield db
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            if _locked(exc):
-                raise
-            raise _unusable(self.path, exc) from None
-        except BaseException:
-            db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                with _sqlite_errors(self.path):
+                    raise
             raise
         else:
             db.execute("COMMIT")

@@ -17,7 +17,9 @@ that may run before any Variable can be read:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,6 +132,15 @@ def service_unusable(what: str, variable: str, url: str, default_port: int, erro
 def redis_unreachable(error: BaseException) -> ConfigError:
     return service_unusable("Redis", "VENDORFLOW_REDIS_URL", redis_url() or "", 6379, error,
                             "unset, budgets and tokens stay on this machine")
+
+
+@contextlib.contextmanager
+def redis_calls() -> Iterator[None]:
+    """Redis errors that mean the server cannot be used, as :func:`redis_unreachable`'s clear error."""
+    try:
+        yield
+    except redis_errors() as exc:
+        raise redis_unreachable(exc) from None
 
 
 def redis_client(url: str) -> Any:

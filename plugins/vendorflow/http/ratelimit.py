@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Protocol
 
 from vendorflow import settings
-from vendorflow.settings import redis_errors
 
 DEFAULT_SAFETY = float(os.environ.get("VENDORFLOW_RATE_SAFETY", "0.97"))
 # A stored next slot further ahead than this many intervals cannot come from real waiters (64 in
@@ -62,9 +61,8 @@ def budget_key(vendor: str, credential: str) -> str:
 # for the time between admitting a request and its arrival (thread wake-up, connection, the vendor's own
 # clock): 40 ms keeps the ceiling at limit / 1.04 s = 96% of the limit, above the pacing's 97% only
 # when wake-ups bunch.
-WINDOW_SECONDS = float(os.environ.get("VENDORFLOW_RATE_WINDOW_SECONDS", "1.0")) + float(
-    os.environ.get("VENDORFLOW_RATE_JITTER_SECONDS", "0.04")
-)
+VENDOR_WINDOW_SECONDS = float(os.environ.get("VENDORFLOW_RATE_WINDOW_SECONDS", "1.0"))
+JITTER_SECONDS = float(os.environ.get("VENDORFLOW_RATE_JITTER_SECONDS", "0.04"))
 
 
 class SlotStore(Protocol):
@@ -169,19 +167,15 @@ class RedisSlotStore:
 
     def reserve(self, interval_us: int) -> float:
         ttl_ms = max(1000, interval_us // 1000 * 10)
-        try:
+        with settings.redis_calls():
             wait_us = self._script(keys=[self._key], args=[interval_us, ttl_ms, MAX_QUEUED_SLOTS])
-        except redis_errors() as exc:
-            raise settings.redis_unreachable(exc) from None
         return int(wait_us) / 1e6
 
     def admit(self, window_us: int, limit: int) -> float:
         import uuid
 
-        try:
+        with settings.redis_calls():
             wait_us = self._admit(keys=[self._sent_key], args=[window_us, limit, uuid.uuid4().hex])
-        except redis_errors() as exc:
-            raise settings.redis_unreachable(exc) from None
         return int(wait_us) / 1e6
 
 
@@ -212,9 +206,8 @@ class RateLimiter:
         self.effective_rate = self.requests_per_second * safety
         self.interval_us = max(1, round(1e6 / self.effective_rate))
         # At most this many sends in any rolling window (the vendor's limit over its window; at least 1).
-        self.window_us = round(WINDOW_SECONDS * 1e6)
-        vendor_window = WINDOW_SECONDS - float(os.environ.get("VENDORFLOW_RATE_JITTER_SECONDS", "0.04"))
-        self.window_limit = max(1, int(self.requests_per_second * vendor_window + 1e-9))
+        self.window_us = round((VENDOR_WINDOW_SECONDS + JITTER_SECONDS) * 1e6)
+        self.window_limit = max(1, int(self.requests_per_second * VENDOR_WINDOW_SECONDS + 1e-9))
         self._store = store or _store_for(key)
         self._stats_lock = threading.Lock()
         self.acquired = 0

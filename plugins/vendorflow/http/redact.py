@@ -83,6 +83,14 @@ def known_secrets() -> tuple[str, ...]:
     return _known_sorted
 
 
+def forget_secrets(keep: Iterable[str] = ()) -> None:
+    """Forget every registered secret but ``keep`` (tests: one test's tokens must not mask another's text)."""
+    global _known_sorted
+    with _known_lock:
+        _known.intersection_update(keep)
+        _known_sorted = tuple(sorted(_known, key=len, reverse=True))
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """The text with ``key=value`` secrets, every registered secret and the given ones masked."""
     text = _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={MASK}", text)

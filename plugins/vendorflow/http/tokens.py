@@ -144,11 +144,9 @@ class RedisTokenStore:
 
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[None]:
-        try:
+        with settings.redis_calls():
             lock = self._redis.lock(f"vendorflow:token-lock:{key}", timeout=120, blocking_timeout=180)
             lock.acquire()
-        except settings.redis_errors() as exc:
-            raise settings.redis_unreachable(exc) from None
         try:
             yield
         finally:
@@ -156,10 +154,8 @@ class RedisTokenStore:
                 lock.release()
 
     def load(self, key: str) -> Token | None:
-        try:
+        with settings.redis_calls():
             raw = self._redis.get(f"vendorflow:token:{key}")
-        except settings.redis_errors() as exc:
-            raise settings.redis_unreachable(exc) from None
         if raw is None:
             return None
         data = json.loads(raw)

@@ -198,7 +198,7 @@ def sender_lock(ledger: Ledger, key: str, *, log: logging.Logger = log) -> Itera
     a lease in the ledger's database, taken over when its holder dies."""
     from vendorflow.ledger import LEASES, Ledger, lease
 
-    leases = Ledger(LEASES, ledger.path.parent / ledger.path.name) if ledger.path is not None else Ledger(LEASES, url=ledger.url)
+    leases = Ledger(LEASES, ledger.path) if ledger.path is not None else Ledger(LEASES, url=ledger.url)
     with lease(f"{LEDGER}.sender.{key}", log=log, ledger=leases):
         yield
 

@@ -16,7 +16,7 @@ from vendorflow.datasets.spec import DatasetSpec, ExtractContext
 from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.schema import arrow_schema
-from vendorflow.pipeline.storage import Lake, ParquetStream, StorageError, run_token, storage_error
+from vendorflow.pipeline.storage import Lake, ParquetStream, StorageError, run_token, sealed_file, storage_error
 from vendorflow.pipeline.validate import validate_parquet
 from vendorflow.progress import Progress, counted
 
@@ -124,7 +124,7 @@ def run_dataset(
                 raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
             progress.advance(1, batch.num_rows)
         try:
-            size = stream.close()
+            stream.close()
         except OSError as exc:
             raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
     except BaseException:
@@ -138,7 +138,7 @@ def run_dataset(
     try:
         with lake.partition_lock(spec.key_name, dt):
             return _validate_and_publish(
-                spec, lake=lake, hook=hook, dt=dt, run_id=run_id, token=token, staged=staged, size=size,
+                spec, lake=lake, hook=hook, dt=dt, run_id=run_id, token=token, staged=staged,
                 stream_rows=stream.rows, ctx=ctx, schema_names=schema.names, drift=drift, started=started,
                 requests_before=requests_before, accept_shrink=accept_shrink, logger=logger,
             )
@@ -148,11 +148,11 @@ def run_dataset(
         raise storage_error(spec.key_name, dt, lake.partition_path(spec.key_name, dt), exc, "publishing to") from None
     finally:
         staged.unlink(missing_ok=True)
-        staged.with_name(staged.stem + ".sealed.parquet").unlink(missing_ok=True)
+        sealed_file(staged).unlink(missing_ok=True)
 
 
 def _validate_and_publish(
-    spec: DatasetSpec, *, lake: Lake, hook: Any, dt: date, run_id: str, token: str, staged: Path, size: int,
+    spec: DatasetSpec, *, lake: Lake, hook: Any, dt: date, run_id: str, token: str, staged: Path,
     stream_rows: int, ctx: ExtractContext, schema_names: list[str], drift: dict[str, Any], started: float,
     requests_before: int, accept_shrink: bool, logger: logging.Logger,
 ) -> DatasetResult:
@@ -181,7 +181,7 @@ def _validate_and_publish(
         shrunk = ""
         if stream_rows < min_rows:
             shrunk = (
-                f"\nThe published partition holds {previous_rows:,} rows (run {previous.get('run_id') if previous else '?'}); "
+                f"\nThe published partition holds {previous_rows:,} rows (run {previous.get('run_id')}); "
                 f"this run got {stream_rows:,}, below the {spec.shrink_limit:.0%} it may shrink to. If the vendor really "
                 f"holds fewer now, trigger the DAG again with the param accept_shrink=true."
             )

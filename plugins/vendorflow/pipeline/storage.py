@@ -59,6 +59,11 @@ def storage_error(dataset: str, dt: date | str, path: object, error: OSError, do
     return StorageError(error.errno, f"{dataset} dt={dt}: {doing} {path} failed: {reason}.{hint}")
 
 
+def sealed_file(staged: Path) -> Path:
+    """Where :meth:`Lake.seal` writes the staged file's sealed copy."""
+    return staged.with_name(staged.stem + ".sealed.parquet")
+
+
 def staging_max_age_seconds() -> float:
     return float(os.environ.get("VENDORFLOW_STAGING_MAX_AGE_HOURS", "6")) * 3600
 
@@ -165,7 +170,7 @@ class Lake:
         schema = source.schema_arrow
         metadata = {**(schema.metadata or {}), MANIFEST_KEY: json.dumps(manifest, sort_keys=True, default=str).encode()}
         schema = schema.with_metadata(metadata)
-        sealed = staged.with_name(staged.stem + ".sealed.parquet")
+        sealed = sealed_file(staged)
         try:
             with pq.ParquetWriter(sealed, schema, compression="zstd", write_statistics=True) as writer:
                 for index in range(source.num_row_groups):
