@@ -70,13 +70,13 @@ def test_the_token_endpoint_takes_only_form_encoding(conn: dict[str, Any]) -> No
 
 
 def test_one_token_serves_every_hook_until_shortly_before_it_expires(sandbox: Sandbox, connect, state_dir) -> None:  # type: ignore[no-untyped-def]
-    sandbox.configure("allyy", token_lifetime=62)
-    connect("allyy", token_leeway_seconds=60, **FAST_RETRY)  # usable for 2 s (a loaded machine needs the margin)
+    sandbox.configure("allyy", token_lifetime=63)
+    connect("allyy", token_leeway_seconds=60, **FAST_RETRY)  # usable for 3 s (a loaded machine needs the margin)
     AllyyHook().models()
     AllyyHook().model(AllyyHook().models()[0]["id"])
     assert token_requests(sandbox) == 1  # three hooks, one token (cached in the shared store)
     issued = next(r["t"] for r in sandbox.requests("allyy") if r["path"].endswith("/connect/token"))
-    time.sleep(max(0.0, issued + 2.1 - time.time()))
+    time.sleep(max(0.0, issued + 3.1 - time.time()))  # the client counts from before `issued`
     AllyyHook().models()
     assert token_requests(sandbox) == 2  # renewed before Allyy would refuse it
     assert not any(r["status"] == 401 for r in sandbox.requests("allyy"))

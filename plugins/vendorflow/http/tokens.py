@@ -208,10 +208,13 @@ class TokenManager:
         with self._lock, self._store.locked(self.key):
             token = self._store.load(self.key)
             if token is None or not token.valid(self.leeway):
+                # The vendor's clock starts when it answers, which is after we asked: counting from
+                # the question errs on the safe side however slowly the answer arrives.
+                asked = time.time()
                 value, lifetime = self._fetch()
                 mask(value)
                 self.fetches += 1
-                token = Token(value, time.time() + float(lifetime))
+                token = Token(value, asked + float(lifetime))
                 self._store.save(self.key, token)
             else:
                 mask(token.value)

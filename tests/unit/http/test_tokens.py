@@ -45,6 +45,21 @@ def test_expired_tokens_are_refetched(tmp_path: Path) -> None:
     assert manager.fetches == 2
 
 
+def test_a_token_lifetime_counts_from_the_question_not_the_slow_answer(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import vendorflow.http.tokens as tokens
+
+    clock = iter([1000.0, 1000.0])  # asked at 1000; the answer takes 5 s to arrive
+
+    def fetch() -> tuple[str, float]:
+        monkeypatch.setattr(tokens.time, "time", lambda: 1005.0)
+        return "t", 100.0  # the vendor issued it somewhere in between
+
+    monkeypatch.setattr(tokens.time, "time", lambda: next(clock))
+    manager = TokenManager("c", fetch, store=FileTokenStore(tmp_path))
+    manager.get()
+    assert manager._memory is not None and manager._memory.expires_at == 1100.0  # not 1105
+
+
 def test_invalidate_forgets_only_the_token_that_failed(tmp_path: Path) -> None:
     values = iter(["first", "second", "third"])
     manager = TokenManager("c", lambda: (next(values), 3600), store=FileTokenStore(tmp_path))
