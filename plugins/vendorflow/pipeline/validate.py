@@ -2,9 +2,9 @@
 
 The suite is built from the declaration when the task runs: the schema's
 column list, not-null for non-nullable columns, uniqueness of the key, and the
-dataset's own expectations. Results are stored as JSON under ``<gx_root>/validations``
-and rendered into one Data Docs site at ``<gx_root>/data_docs/index.html``
-that lists every validation ever run.
+dataset's own expectations. Each outcome is stored under ``<gx_root>/results``
+and rendered into the offline Data Docs site at ``<gx_root>/data_docs/index.html``
+(``vendorflow.pipeline.docs``), which lists every dataset and every validation.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _describe_failure(result: dict[str, Any]) -> str:
     return text
 
 
-def _context(gx_root: Path) -> Any:
+def _context() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -100,18 +100,6 @@ def _context(gx_root: Path) -> Any:
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
     )
-    config.stores["validation_results_store"] = {
-        "class_name": "ValidationResultsStore",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_root / "validations")},
-    }
-    config.data_docs_sites = {
-        "vendorflow": {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_root / "data_docs")},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
-    }
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
@@ -131,7 +119,7 @@ def validate_table(
     from great_expectations.core.run_identifier import RunIdentifier
 
     gx_root.mkdir(parents=True, exist_ok=True)
-    context = _context(gx_root)
+    context = _context()
     name = spec.key_name.replace("/", ".")  # GX store keys may not contain '/'
     asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
     batch = asset.add_batch_definition_whole_dataframe(batch_name)
@@ -145,7 +133,6 @@ def validate_table(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
             result_format="SUMMARY",
         )
     )
@@ -161,14 +148,27 @@ def validate_table(
     result = next(iter(run.run_results.values()))
     described = result.to_json_dict()
     failures = [_describe_failure(r) for r in described.get("results", []) if not r.get("success")]
-    docs_index = gx_root / "data_docs" / "index.html"
-    return ValidationOutcome(
-        success=bool(result.success),
-        evaluated=len(described.get("results", [])),
-        failures=failures,
-        result=described,
-        docs_url=docs_index.as_uri() if docs_index.exists() else None,
+    return _documented(
+        spec, gx_root, run_name=run_name, batch_name=batch_name, parameters=parameters, expectations=suite.expectations,
+        outcome=ValidationOutcome(success=bool(result.success), evaluated=len(described.get("results", [])),
+                                  failures=failures, result=described),
     )
+
+
+def _documented(
+    spec: DatasetSpec, gx_root: Path, *, run_name: str, batch_name: str, parameters: dict[str, Any],
+    expectations: list[Any], outcome: ValidationOutcome,
+) -> ValidationOutcome:
+    """Store the outcome and render its Data Docs page (``outcome.docs_url`` points at it)."""
+    from vendorflow.pipeline import docs
+
+    page = docs.record(
+        gx_root, dataset=spec.key_name, dt=str(parameters.get("dt") or batch_name.removeprefix("dt=")), run=run_name,
+        result=outcome.result, suite=[e.configuration.to_json_dict() for e in expectations], success=outcome.success,
+        evaluated=outcome.evaluated, failures=outcome.failures, parameters=parameters,
+    )
+    outcome.docs_url = page.as_uri()
+    return outcome
 
 
 # --- large batches: validated in chunks, so memory follows the chunk, not the day ----------------
@@ -281,7 +281,7 @@ def _validate_in_chunks(
     row_wise = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
     whole = [e for e in expectations if type(e).__name__ in _WHOLE_TABLE]
     gx_root.mkdir(parents=True, exist_ok=True)
-    context = _context(gx_root)
+    context = _context()
     name = spec.key_name.replace("/", ".")
     asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
     batch = asset.add_batch_definition_whole_dataframe(batch_name)
@@ -289,7 +289,7 @@ def _validate_in_chunks(
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(
         name=name, validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")], result_format="SUMMARY",
+        result_format="SUMMARY",
     ))
     chunks: list[dict[str, Any]] = []
     merged: dict[str, dict[str, Any]] = {}  # failing expectation -> its merged result
@@ -319,12 +319,13 @@ def _validate_in_chunks(
                 total.setdefault("observed_value", detail["observed_value"])
     whole_results = [_whole_table_result(e, path, rows, parameters) for e in whole]
     failing = list(merged.values()) + [r for r in whole_results if not r["success"]]
-    docs_index = gx_root / "data_docs" / "index.html"
-    return ValidationOutcome(
-        success=not failing,
-        evaluated=len(row_wise) + len(whole),
-        failures=[_describe_failure(r) for r in failing],
-        result={"chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
-                "results": failing + [r for r in whole_results if r["success"]], "success": not failing},
-        docs_url=docs_index.as_uri() if docs_index.exists() else None,
+    return _documented(
+        spec, gx_root, run_name=run_name, batch_name=batch_name, parameters=parameters, expectations=expectations,
+        outcome=ValidationOutcome(
+            success=not failing,
+            evaluated=len(row_wise) + len(whole),
+            failures=[_describe_failure(r) for r in failing],
+            result={"chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
+                    "results": failing + [r for r in whole_results if r["success"]], "success": not failing},
+        ),
     )

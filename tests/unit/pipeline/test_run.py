@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pyarrow.parquet as pq
 import pytest
@@ -73,7 +75,7 @@ def test_pages_are_published_as_one_validated_partition(lake: Lake) -> None:
     assert table.schema.names == ["id", "day", "views", "_extracted_at"]
     manifest = lake.read_manifest("fake/stats", DAY)
     assert manifest and manifest["rows"] == 5 and manifest["parameters"]["announced"] == 5
-    assert result.docs_url and Path(result.docs_url.removeprefix("file://")).exists()
+    assert result.docs_url and Path(url2pathname(urlparse(result.docs_url).path)).exists()  # its Data Docs page
     assert not list(Path(lake.base, "_staging").rglob("*.parquet"))
 
 
