@@ -14,7 +14,7 @@ help:
 	@echo "make demo     install, start the vendor sandbox, run every pipeline through Airflow, print what it wrote"
 	@echo "make test     install test tools and run the whole suite"
 	@echo "make sandbox  serve the vendor sandbox alone on http://127.0.0.1:8765"
-	@echo "make airflow  Airflow's own UI (standalone, SQLite) wired to the sandbox, on http://localhost:8080"
+	@echo "make airflow  Airflow's own UI (LocalExecutor, SQLite, 4 task slots) wired to the sandbox, on http://localhost:8080"
 	@echo "make bench    the benchmarks under bench/"
 	@echo "make clean    remove the virtualenv, local Airflow home and demo data"
 
@@ -30,13 +30,21 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	@touch $@
 
 install: $(VENV)/.runtime
-install-dev: $(VENV)/.dev
+install-dev: $(VENV)/.dev $(CHROMIUM)
+
+# The browser tests drive Debian's Chromium through Playwright (no browser download); installed when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the browser tests need Chromium at $(CHROMIUM): install it, or set CHROMIUM=/path/to/chromium"; exit 1; }
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
 
 demo: install
 	$(BIN)/python -m include.demo
 
 test: install-dev
-	$(BIN)/python -m pytest -q
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q
 
 sandbox: install
 	$(BIN)/python -m include.sandbox --port 8765

@@ -10,7 +10,9 @@ from pathlib import Path
 from include.sandbox.connections import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_HOME = PROJECT_ROOT / ".airflow"
+AIRFLOW_HOME = PROJECT_ROOT / ".airflow"  # what the demo and `make airflow` share: state, keys, logs
+DEMO_HOME = AIRFLOW_HOME / "demo"  # the demo's own Airflow (its runs never collide with the scheduler's)
+UI_HOME = AIRFLOW_HOME / "ui"  # `make airflow`'s Airflow
 DATA_ROOT = PROJECT_ROOT / "data"
 
 
@@ -24,16 +26,21 @@ def _demo_key() -> str:
     return path.read_text().strip()
 
 
-def local_environment(sandbox_url: str) -> dict[str, str]:
-    env = dict(os.environ)
+def local_environment(sandbox_url: str, *, home: Path = DEMO_HOME, connections_in_env: bool = True) -> dict[str, str]:
+    """Airflow on SQLite in ``home``, data in ``data/``, vendorflow state in ``.airflow/vendorflow-state``.
+
+    ``connections_in_env`` gives the sandbox connections as ``AIRFLOW_CONN_*`` variables; without
+    it the caller imports them into the metadata database (so the Connections page lists them).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(
         {
-            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW_VAR_DATA_ROOT": env.get("AIRFLOW_VAR_DATA_ROOT", str(DATA_ROOT)),
             "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY") or _demo_key(),
             "VENDORFLOW_STATE_DIR": str(AIRFLOW_HOME / "vendorflow-state"),
@@ -43,5 +50,7 @@ def local_environment(sandbox_url: str) -> dict[str, str]:
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
     )
-    env.update(environment(sandbox_url))
+    if connections_in_env:
+        env.update(environment(sandbox_url))
+    home.mkdir(parents=True, exist_ok=True)
     return env

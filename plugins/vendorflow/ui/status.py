@@ -1,0 +1,193 @@
+"""What the vendorflow page shows, read from the data root and the ledger (never from a vendor).
+
+Plain functions and dataclasses with no Airflow import, so the page's content
+is unit-tested on its own; ``vendorflow.ui.app`` only renders it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+# A daily dataset's day D is due once its DAG has run after D ends; this many hours past midnight
+# UTC (the DAGs run between 00:00 and 01:30) it is late (``VENDORFLOW_FRESHNESS_GRACE_HOURS``).
+GRACE_HOURS = float(os.environ.get("VENDORFLOW_FRESHNESS_GRACE_HOURS", "6"))
+CHART_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    dt: str
+    run: str
+    folder: str
+    reasons: list[str]
+
+
+@dataclass
+class DatasetStatus:
+    dataset: str
+    description: str
+    snapshot: bool
+    rows_by_day: dict[str, int] = field(default_factory=dict)  # the last CHART_DAYS days, oldest first
+    newest: str | None = None
+    newest_rows: int | None = None
+    validation: str | None = None
+    docs_page: str | None = None  # relative to the Data Docs site
+    validation_passed: bool | None = None
+    expected: str | None = None
+    quarantined: list[Quarantined] = field(default_factory=list)
+    today: date = field(default_factory=date.today)  # "now" of the page, for ages
+
+    @property
+    def late(self) -> bool:
+        return self.expected is not None and (self.newest is None or self.newest < self.expected)
+
+    @property
+    def age_days(self) -> int | None:
+        if self.newest is None:
+            return None
+        return (self.today - date.fromisoformat(self.newest)).days
+
+
+@dataclass
+class Actions:
+    optouts: dict[str, int] = field(default_factory=dict)  # status -> users
+    optouts_open: list[dict[str, Any]] = field(default_factory=list)  # requested or failed, newest first
+    uploads: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    training: list[dict[str, Any]] = field(default_factory=list)  # one per Recomendo account
+    notes: list[str] = field(default_factory=list)  # why a part is empty
+
+
+def declared() -> list[Any]:
+    """Every declared dataset of every vendor."""
+    import pkgutil
+
+    import vendorflow.datasets as package
+    from vendorflow.datasets import for_vendor
+
+    specs = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "spec":
+            specs.extend(for_vendor(module.name))
+    return sorted(specs, key=lambda s: s.key_name)
+
+
+def expected_newest(now: datetime, grace_hours: float = GRACE_HOURS) -> str:
+    """The newest day a daily dataset should hold at ``now``."""
+    return ((now - timedelta(hours=grace_hours)).date() - timedelta(days=1)).isoformat()
+
+
+def dataset_statuses(data_root: str, gx_root: Path, *, now: datetime | None = None, days: int = CHART_DAYS) -> list[DatasetStatus]:
+    from vendorflow.pipeline import docs
+    from vendorflow.pipeline.storage import Lake
+
+    now = now or datetime.now(timezone.utc)
+    lake = Lake(data_root)
+    first = (now.date() - timedelta(days=days - 1)).isoformat()
+    statuses = []
+    for spec in declared():
+        status = DatasetStatus(spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date())
+        partitions = lake.partitions(spec.key_name)
+        recent = [dt for dt in partitions if dt >= first]
+        for dt in recent:
+            manifest = lake.read_manifest(spec.key_name, dt)
+            if manifest is not None:
+                status.rows_by_day[dt] = int(manifest.get("rows") or 0)
+        if partitions:
+            status.newest = partitions[-1]
+            manifest = lake.read_manifest(spec.key_name, status.newest)
+            if manifest is not None:
+                status.newest_rows = int(manifest.get("rows") or 0)
+                status.validation = manifest.get("validation")
+        newest_validation = docs.latest(gx_root, spec.key_name)
+        if newest_validation is not None:
+            status.docs_page = newest_validation.page
+            status.validation_passed = newest_validation.success
+        status.quarantined = quarantined(lake, spec.key_name)
+        statuses.append(status)
+    return statuses
+
+
+def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
+    """The newest quarantined batches of a dataset, with the expectations they failed."""
+    from vendorflow.pipeline.validate import _describe_failure
+
+    found = []
+    root = lake.join("_quarantine", dataset)
+    try:
+        days = sorted(lake.fs.ls(root, detail=False), reverse=True)
+    except FileNotFoundError:
+        return []
+    for day in days:
+        for run in sorted(lake.fs.ls(day, detail=False), reverse=True):
+            reasons: list[str] = []
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                with lake.fs.open(f"{run}/validation.json", "rb") as handle:
+                    result = json.loads(handle.read())
+                reasons = [_describe_failure(r) for r in result.get("results", []) if not r.get("success")]
+            found.append(Quarantined(day.rstrip("/").split("/")[-1].removeprefix("dt="), run.rstrip("/").split("/")[-1],
+                                     lake.url(run), reasons or ["(no validation result stored)"]))
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def _ledger(name: str) -> Any | None:
+    """The ledger, or ``None`` when nothing was ever written to it (the page must not create one)."""
+    from vendorflow import settings
+    from vendorflow.ledger import Ledger, ledger_path
+
+    if settings.ledger_url() is None and not ledger_path().exists():
+        return None
+    return Ledger(name)
+
+
+def _iso(epoch: Any) -> str | None:
+    return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="seconds") if epoch is not None else None
+
+
+def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
+    return sorted(entries, key=lambda e: e.updated_at, reverse=True)[:limit]
+
+
+def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
+    from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
+    from vendorflow.datasets.allyy import UPLOADS_LEDGER
+    from vendorflow.datasets.recomendo import TRAINING_LEDGER
+
+    found = Actions()
+    optouts = _ledger(LEDGER)
+    if optouts is None:
+        found.notes.append("No action has run yet: the ledger is empty.")
+        return found
+    found.optouts = {status: optouts.count(status) for status in (REQUESTED, ACCEPTED, FAILED)}
+    for entry in _newest(optouts.with_status(REQUESTED, FAILED), limit):
+        found.optouts_open.append({"user": entry.key, "status": entry.status, "message": entry.data.get("message"),
+                                   "updated_at": entry.updated_at.isoformat(timespec="seconds")})
+    for entry in _newest(_ledger(UPLOADS_LEDGER).entries(), limit):  # type: ignore[union-attr]
+        found.uploads.append({"upload": entry.key, "status": entry.status,
+                              "message": entry.data.get("message"), "updated_at": entry.updated_at.isoformat(timespec="seconds")})
+    training = _ledger(TRAINING_LEDGER)
+    for entry in training.entries():  # type: ignore[union-attr]
+        if not entry.key.startswith("state:"):
+            continue
+        last = entry.data.get("last_call_at")
+        pending = entry.data.get("pending")
+        due = None
+        if pending:
+            pending_entry = training.get(f"training:{pending}")  # type: ignore[union-attr]
+            due = pending_entry.data.get("due_at") if pending_entry else None
+        found.training.append({
+            "account": entry.key.removeprefix("state:"),
+            "last_call_at": _iso(last),
+            "next_allowed_at": _iso(float(last) + training_interval) if last is not None else "now",
+            "pending_due_at": _iso(due),
+            "trained_until": _iso(entry.data.get("covered_until")),
+        })
+    return found

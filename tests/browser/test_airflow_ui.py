@@ -1,0 +1,92 @@
+"""What a data engineer does in the Airflow UI, in Debian's Chromium: trigger opt-outs through the form,
+read a refusal in the task log, open the vendorflow page and a Data Docs page from it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.browser.conftest import UI, publish_screenshot, shot
+
+pytestmark = pytest.mark.browser
+
+
+def trigger_from_the_form(page: Any, ui: UI, ids: list[str], screenshot: str) -> None:
+    page.goto(f"{ui.url}/dags/algonomy_optout")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    box = dialog.get_by_placeholder("Enter each string on a new line")
+    box.fill("\n".join(ids))
+    path = shot(page, screenshot)
+    if screenshot.endswith("trigger-form"):
+        publish_screenshot(path, "trigger-form.png")
+    dialog.get_by_role("button", name="Trigger").last.click()
+    dialog.wait_for(state="hidden")
+
+
+def test_the_vendorflow_page_demands_a_signed_in_user(ui: UI) -> None:
+    assert requests.get(f"{ui.url}/vendorflow/status.json", timeout=30).status_code == 401
+    page = requests.get(f"{ui.url}/vendorflow/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    assert page.status_code in (302, 303, 307) and "/auth/login" in page.headers["location"]
+
+
+def test_opt_outs_triggered_from_the_form_succeed(signed_in: Any, ui: UI) -> None:
+    ids = ["browser-user-1", "browser-user-2"]
+    trigger_from_the_form(signed_in, ui, ids, "01-trigger-form")
+    run = ui.wait_for_run("algonomy_optout", {"user_ids": ids})
+    assert run["state"] == "success"
+    signed_in.goto(f"{ui.url}/dags/algonomy_optout/runs/{quote(run['dag_run_id'], safe='')}")
+    signed_in.get_by_text("success").first.wait_for()
+    shot(signed_in, "02-opt-out-run-succeeded")
+
+
+def test_a_malformed_id_fails_the_run_with_its_reason_in_the_task_log(signed_in: Any, ui: UI) -> None:
+    ids = ["fine-user", "not a/user id"]
+    trigger_from_the_form(signed_in, ui, ids, "03-trigger-form-malformed-id")
+    run = ui.wait_for_run("algonomy_optout", {"user_ids": ids})
+    assert run["state"] == "failed"
+    signed_in.goto(f"{ui.url}/dags/algonomy_optout/runs/{quote(run['dag_run_id'], safe='')}/tasks/record_requests")
+    signed_in.get_by_text(re.compile(r"param user_ids: 1 user id\(s\) refused, nothing was sent")).first.wait_for()
+    signed_in.get_by_text("not a/user id").first.wait_for()
+    shot(signed_in, "04-malformed-id-in-task-log")
+    sent = ui.api("GET", f"/api/v2/dags/algonomy_optout/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in sent["task_instances"]}
+    assert states["record_requests"] == "failed" and states["send_opt_outs"] != "success"  # nothing was sent
+
+
+def test_the_vendorflow_page_shows_every_dataset_with_its_chart(signed_in: Any, ui: UI) -> None:
+    from vendorflow.ui.status import declared
+
+    states = ui.wait_until_idle()  # the scheduler's run of every DAG for the last complete day
+    failed = {dag: runs for dag, runs in states.items() if dag != "algonomy_optout" and "failed" in runs}
+    assert not failed, failed
+    signed_in.goto(f"{ui.url}/plugin/vendorflow")  # the "Vendors" entry of the navigation
+    frame = signed_in.frame_locator("iframe").first
+    table = frame.locator("table#datasets")
+    table.wait_for()
+    for spec in declared():
+        row = table.locator(f'tr[data-dataset="{spec.key_name}"]')
+        assert row.count() == 1, f"{spec.key_name} is not on the page"
+        assert row.locator("svg.chart rect").count() >= 1, f"{spec.key_name} has no bar in its chart"
+        assert row.locator("a.ok", has_text="passed").count() == 1, f"{spec.key_name} shows no passed validation"
+    shot(signed_in, "05-vendorflow-page-in-airflow")
+    signed_in.goto(f"{ui.url}/vendorflow/")  # the page alone, whole
+    publish_screenshot(shot(signed_in, "05-vendorflow-page", full_page=True), "vendorflow-page.png")
+
+
+def test_a_data_docs_page_opens_from_the_vendorflow_page(signed_in: Any, ui: UI) -> None:
+    signed_in.goto(f"{ui.url}/vendorflow/")
+    signed_in.locator('tr[data-dataset="footprints/leads"] a.ok', has_text="passed").click()
+    signed_in.wait_for_url(re.compile(r"/vendorflow/docs/validations/footprints\.leads/dt=.*\.html$"))
+    assert signed_in.get_by_text("Data asset").count() >= 1
+    assert signed_in.get_by_role("link", name="footprints/leads").count() >= 1
+    shot(signed_in, "06-data-docs-page", full_page=True)
+    signed_in.get_by_role("link", name="footprints/leads suite").click()
+    signed_in.get_by_text("expect_column_values_to_be_unique").first.wait_for()
+    signed_in.get_by_role("link", name="All datasets").click()
+    signed_in.get_by_role("link", name="recreativ/campaign_statistics").wait_for()
+    shot(signed_in, "07-data-docs-index")
