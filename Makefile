@@ -50,7 +50,7 @@ sandbox: install
 	$(BIN)/python -m include.sandbox --port 8765
 
 airflow: install
-	$(BIN)/python -m include.airflow_local
+	$(BIN)/python -m include.airflow_local $(ARGS)
 
 bench: install-dev
 	$(BIN)/python -m bench

@@ -90,3 +90,17 @@ def test_a_data_docs_page_opens_from_the_vendorflow_page(signed_in: Any, ui: UI)
     signed_in.get_by_role("link", name="All datasets").click()
     signed_in.get_by_role("link", name="recreativ/campaign_statistics").wait_for()
     shot(signed_in, "07-data-docs-index")
+
+
+def test_a_validating_task_log_is_ours_and_airflow_s_with_no_warning(ui: UI) -> None:
+    import json
+
+    ui.wait_until_idle()
+    logs = sorted((ui.airflow.home / "logs" / "dag_id=footprints_leads").glob("run_id=scheduled__*/task_id=leads/attempt=*.log"))
+    assert logs, "the scheduler's footprints_leads run left no task log"
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines() if line.startswith("{")]
+    loggers = {line.get("logger", "") for line in lines}
+    assert not [name for name in loggers if name.startswith("great_expectations")], loggers
+    noisy = [line["event"] for line in lines if line.get("level") in ("warning", "error", "critical")]
+    assert noisy == []
+    assert any("expectations passed" in str(line.get("event")) for line in lines)  # our summary line is there
