@@ -76,7 +76,7 @@ class UI:
         raise AssertionError(f"DAG runs still active after {timeout:.0f} s: {states}\n{self.airflow.tails()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     root = tmp_path_factory.mktemp("browser")
     passwords = root / "passwords.json"
@@ -98,7 +98,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
             yield UI(airflow, data_root, answer.json()["access_token"])
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API runs an event loop in the main thread while it is open, and
+# every later asyncio.run() (Airflow's triggers in the e2e tests) would fail inside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
@@ -113,7 +115,7 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def signed_in(ui: UI, browser: Any) -> Iterator[Any]:
     """A browser page signed in through Airflow's own login form."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
