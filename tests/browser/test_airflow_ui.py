@@ -104,3 +104,17 @@ def test_a_validating_task_log_is_ours_and_airflow_s_with_no_warning(ui: UI) -> 
     noisy = [line["event"] for line in lines if line.get("level") in ("warning", "error", "critical")]
     assert noisy == []
     assert any("expectations passed" in str(line.get("event")) for line in lines)  # our summary line is there
+
+
+def test_the_sandbox_connections_are_listed_and_pass_the_connection_test(signed_in: Any, ui: UI) -> None:
+    signed_in.goto(f"{ui.url}/connections")
+    for conn_id in ("recreativ_default", "footprints_default", "recomendo_default", "allyy_default", "algonomy_default"):
+        signed_in.get_by_text(conn_id, exact=True).first.wait_for()
+    shot(signed_in, "08-connections")
+    connection = ui.api("GET", "/api/v2/connections/footprints_default")
+    tested = ui.api("POST", "/api/v2/connections/test", json={k: connection[k] for k in (
+        "connection_id", "conn_type", "host", "login", "password", "port", "schema", "extra") if k in connection})
+    # What the Test button asks (POST /api/v2/connections/test): a real token and call to the sandbox. Pressed in the
+    # list, Airflow 3.3's UI sends a portless connection's port as 0 and its API refuses that as "host or port
+    # differs from the stored connection"; the stored fields, as sent here, pass.
+    assert tested["status"] is True and "Footprints" in tested["message"], tested

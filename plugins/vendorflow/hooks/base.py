@@ -47,8 +47,10 @@ class VendorHook(BaseHook):
     default_concurrency: ClassVar[int] = 4
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        # Airflow's connection test (the Test button) builds a hook as ``Hook(<conn_name_attr>=conn_id)``.
+        named = kwargs.pop(self.conn_name_attr, None)
         super().__init__(**kwargs)
-        self.conn_id = conn_id or self.default_conn_name
+        self.conn_id = conn_id or named or self.default_conn_name
 
     # -- connection --------------------------------------------------------------------
 
