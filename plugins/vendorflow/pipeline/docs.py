@@ -1,7 +1,8 @@
 """Data Docs: self-contained HTML pages of every validation, readable offline.
 
 Each validation is stored as JSON under ``<gx_root>/results/<name>/dt=<day>/<run>.json``
-(``name`` is the dataset key with ``/`` as ``.``), with the suite it ran. The site under
+(``name`` is the dataset key with ``/`` as ``.``), with the suite it ran, and its
+one-line summary beside it (``<run>.summary``), which is all the listing pages read. The site under
 ``<gx_root>/data_docs/`` is rendered from those files:
 
 - ``index.html``: every dataset ever validated, its suite and its latest validation;
@@ -149,6 +150,9 @@ def record(
     }
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text(json.dumps(document, default=str, indent=1))
+    # The listing pages read only this small summary, so rebuilding them stays cheap as results pile up.
+    summary = {k: document[k] for k in ("dataset", "dt", "run", "validated_at", "success", "evaluated", "failures")}
+    _summary_path(stored).write_text(json.dumps(summary, default=str))
     validation = _summary(document, stored)
     site = gx_root / SITE
     with _site_lock(gx_root):
@@ -157,6 +161,18 @@ def record(
         _write(site / "datasets" / f"{name}.html", _dataset_page(dataset, validations(gx_root, dataset)))
         _write(site / "index.html", _index_page(gx_root))
     return site / validation.page
+
+
+def _summary_path(stored: Path) -> Path:
+    return stored.with_name(stored.stem + ".summary")
+
+
+def _read(folder: Path) -> list[Validation]:
+    found = []
+    for path in folder.glob("*.summary"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            found.append(_summary(json.loads(path.read_text()), path.with_suffix(".json")))
+    return found
 
 
 def _summary(document: Mapping[str, Any], path: Path) -> Validation:
@@ -170,11 +186,8 @@ def _summary(document: Mapping[str, Any], path: Path) -> Validation:
 def validations(gx_root: Path, dataset: str) -> list[Validation]:
     """Every stored validation of ``dataset``, newest first."""
     found = []
-    for path in (gx_root / RESULTS / site_name(dataset)).glob("dt=*/*.json"):
-        try:
-            found.append(_summary(json.loads(path.read_text()), path))
-        except (OSError, ValueError, KeyError):
-            continue  # a file being written, or not ours
+    for folder in (gx_root / RESULTS / site_name(dataset)).glob("dt=*"):
+        found.extend(_read(folder))
     return sorted(found, key=lambda v: (v.validated_at, v.dt), reverse=True)
 
 
@@ -182,10 +195,7 @@ def latest(gx_root: Path, dataset: str) -> Validation | None:
     """The most recent validation of ``dataset`` (its newest day first, then its newest run)."""
     folders = sorted((gx_root / RESULTS / site_name(dataset)).glob("dt=*"), reverse=True)
     for folder in folders:
-        runs = []
-        for path in folder.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                runs.append(_summary(json.loads(path.read_text()), path))
+        runs = _read(folder)
         if runs:
             return max(runs, key=lambda v: v.validated_at)
     return None
@@ -198,7 +208,7 @@ def datasets(gx_root: Path) -> list[str]:
         return []
     names = []
     for folder in sorted(root.iterdir()):
-        for stored in folder.glob("dt=*/*.json"):
+        for stored in folder.glob("dt=*/*.summary"):
             with contextlib.suppress(OSError, ValueError, KeyError):
                 names.append(str(json.loads(stored.read_text())["dataset"]))
                 break
