@@ -89,6 +89,7 @@ def report(data_root: Path) -> list[str]:
     lines.append("")
     lines.append(f"Data root:  {data_root}")
     lines.append(f"Data Docs:  {docs.as_uri() if docs.exists() else '(not built)'}")
+    lines.append("In Airflow: make airflow, then http://localhost:8080 > Vendors (datasets, freshness, actions)")
     query = f"select * from read_parquet('{data_root}/recreativ/offer_statistics/*/*.parquet', hive_partitioning=true) limit 5"
     lines.append(f"Read it:    .venv/bin/python -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\"")
     return lines

@@ -44,7 +44,7 @@ header{background:#017cee;color:#fff;padding:12px 24px}header a{color:#fff}
 main{padding:16px 24px;max-width:1200px}h1{font-size:20px;margin:0}h2{font-size:16px;margin:24px 0 8px}
 table{border-collapse:collapse;background:#fff;width:100%;margin-bottom:16px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}th{background:#eef1f4}
-code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
+code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 .ok{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}nav a{margin-right:12px}
 .muted{color:#656d76}
 """
