@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from include.local_env import PROJECT_ROOT, UI_HOME, local_environment
+from include.local_env import PROJECT_ROOT, UI_HOME, local_environment, secret_file
 from include.sandbox.connections import connections
 from include.sandbox.control import running_sandbox
 
@@ -57,15 +56,6 @@ class LocalAirflow:
             raise RuntimeError(f"Airflow components exited: {dead}\n{self.tails()}")
 
 
-def _secret(home: Path, name: str) -> str:
-    """A per-home secret every component must share (JWT signing, session key), kept in the home."""
-    path = home / name
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
 def airflow_environment(sandbox_url: str, *, home: Path, port: int, paused: bool, slots: int = 4) -> dict[str, str]:
     env = local_environment(sandbox_url, home=home, connections_in_env=False)
     env.update({
@@ -75,8 +65,8 @@ def airflow_environment(sandbox_url: str, *, home: Path, port: int, paused: bool
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt-secret"),
-        "AIRFLOW__API__SECRET_KEY": _secret(home, "api-secret-key"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file(home / "jwt-secret"),
+        "AIRFLOW__API__SECRET_KEY": secret_file(home / "api-secret-key"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(paused),
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",

@@ -16,11 +16,10 @@ UI_HOME = AIRFLOW_HOME / "ui"  # `make airflow`'s Airflow
 DATA_ROOT = PROJECT_ROOT / "data"
 
 
-def _demo_key() -> str:
-    """A per-checkout HMAC key for the demo, kept in .airflow/ (never committed)."""
-    path = AIRFLOW_HOME / "demo-pii-hmac-key"
+def secret_file(path: Path) -> str:
+    """A random secret made once and kept in ``path`` (mode 0600, under .airflow/, never committed)."""
     if not path.exists():
-        AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -42,7 +41,7 @@ def local_environment(sandbox_url: str, *, home: Path = DEMO_HOME, connections_i
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW_VAR_DATA_ROOT": env.get("AIRFLOW_VAR_DATA_ROOT", str(DATA_ROOT)),
-            "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY") or _demo_key(),
+            "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY") or secret_file(AIRFLOW_HOME / "demo-pii-hmac-key"),
             "VENDORFLOW_STATE_DIR": str(AIRFLOW_HOME / "vendorflow-state"),
             "GX_ANALYTICS_ENABLED": "False",
             "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),

@@ -15,17 +15,20 @@ from tests.browser.conftest import UI, publish_screenshot, shot
 pytestmark = pytest.mark.browser
 
 
-def trigger_from_the_form(page: Any, ui: UI, ids: list[str], screenshot: str) -> None:
+def opt_out_from_the_form(page: Any, ui: UI, ids: list[str], screenshot: str, *,
+                          publish_as: str | None = None) -> tuple[str, str]:
+    """Trigger ``algonomy_optout`` through its form with ``ids``; the finished run's UI path and state."""
     page.goto(f"{ui.url}/dags/algonomy_optout")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
-    box = dialog.get_by_placeholder("Enter each string on a new line")
-    box.fill("\n".join(ids))
+    dialog.get_by_placeholder("Enter each string on a new line").fill("\n".join(ids))
     path = shot(page, screenshot)
-    if screenshot.endswith("trigger-form"):
-        publish_screenshot(path, "trigger-form.png")
+    if publish_as:
+        publish_screenshot(path, publish_as)
     dialog.get_by_role("button", name="Trigger").last.click()
     dialog.wait_for(state="hidden")
+    run = ui.wait_for_run("algonomy_optout", {"user_ids": ids})
+    return f"/dags/algonomy_optout/runs/{quote(run['dag_run_id'], safe='')}", run["state"]
 
 
 def test_the_vendorflow_page_demands_a_signed_in_user(ui: UI) -> None:
@@ -35,25 +38,22 @@ def test_the_vendorflow_page_demands_a_signed_in_user(ui: UI) -> None:
 
 
 def test_opt_outs_triggered_from_the_form_succeed(signed_in: Any, ui: UI) -> None:
-    ids = ["browser-user-1", "browser-user-2"]
-    trigger_from_the_form(signed_in, ui, ids, "01-trigger-form")
-    run = ui.wait_for_run("algonomy_optout", {"user_ids": ids})
-    assert run["state"] == "success"
-    signed_in.goto(f"{ui.url}/dags/algonomy_optout/runs/{quote(run['dag_run_id'], safe='')}")
+    run, state = opt_out_from_the_form(signed_in, ui, ["browser-user-1", "browser-user-2"], "01-trigger-form",
+                                       publish_as="trigger-form.png")
+    assert state == "success"
+    signed_in.goto(f"{ui.url}{run}")
     signed_in.get_by_text("success").first.wait_for()
     shot(signed_in, "02-opt-out-run-succeeded")
 
 
 def test_a_malformed_id_fails_the_run_with_its_reason_in_the_task_log(signed_in: Any, ui: UI) -> None:
-    ids = ["fine-user", "not a/user id"]
-    trigger_from_the_form(signed_in, ui, ids, "03-trigger-form-malformed-id")
-    run = ui.wait_for_run("algonomy_optout", {"user_ids": ids})
-    assert run["state"] == "failed"
-    signed_in.goto(f"{ui.url}/dags/algonomy_optout/runs/{quote(run['dag_run_id'], safe='')}/tasks/record_requests")
+    run, state = opt_out_from_the_form(signed_in, ui, ["fine-user", "not a/user id"], "03-trigger-form-malformed-id")
+    assert state == "failed"
+    signed_in.goto(f"{ui.url}{run}/tasks/record_requests")
     signed_in.get_by_text(re.compile(r"param user_ids: 1 user id\(s\) refused, nothing was sent")).first.wait_for()
     signed_in.get_by_text("not a/user id").first.wait_for()
     shot(signed_in, "04-malformed-id-in-task-log")
-    sent = ui.api("GET", f"/api/v2/dags/algonomy_optout/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances")
+    sent = ui.api("GET", f"/api/v2{run.replace('/runs/', '/dagRuns/')}/taskInstances")
     states = {ti["task_id"]: ti["state"] for ti in sent["task_instances"]}
     assert states["record_requests"] == "failed" and states["send_opt_outs"] != "success"  # nothing was sent
 

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from vendorflow.assets import asset
-from vendorflow.progress import counted
 from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
 from vendorflow.hooks.algonomy import invisible_character, user_id_problem
+from vendorflow.progress import counted
 
 if TYPE_CHECKING:
     from vendorflow.hooks.algonomy import AlgonomyHook

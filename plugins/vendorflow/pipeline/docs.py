@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,6 @@ class Validation:
     success: bool
     evaluated: int
     failures: list[str]
-    path: Path  # the stored JSON
 
     @property
     def page(self) -> str:
@@ -113,8 +112,11 @@ def _page(title: str, depth: int, body: str) -> str:
     )
 
 
-def _status(success: bool) -> str:
-    return '<span class="ok">passed</span>' if success else '<span class="fail">failed, batch quarantined</span>'
+def _status(success: bool, *, batch: bool = True) -> str:
+    """A validation's verdict (``batch``: a failed one quarantined its batch) or one expectation's."""
+    if success:
+        return '<span class="ok">passed</span>'
+    return '<span class="fail">failed, batch quarantined</span>' if batch else '<span class="fail">failed</span>'
 
 
 # --- storing ----------------------------------------------------------------------------------------
@@ -150,10 +152,9 @@ def record(
     }
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text(json.dumps(document, default=str, indent=1))
+    validation = _summary(document)
     # The listing pages read only this small summary, so rebuilding them stays cheap as results pile up.
-    summary = {k: document[k] for k in ("dataset", "dt", "run", "validated_at", "success", "evaluated", "failures")}
-    _summary_path(stored).write_text(json.dumps(summary, default=str))
-    validation = _summary(document, stored)
+    stored.with_suffix(".summary").write_text(json.dumps(asdict(validation), default=str))
     site = gx_root / SITE
     with _site_lock(gx_root):
         _write(site / validation.page, _validation_page(validation, document))
@@ -163,23 +164,19 @@ def record(
     return site / validation.page
 
 
-def _summary_path(stored: Path) -> Path:
-    return stored.with_name(stored.stem + ".summary")
-
-
 def _read(folder: Path) -> list[Validation]:
     found = []
     for path in folder.glob("*.summary"):
         with contextlib.suppress(OSError, ValueError, KeyError):
-            found.append(_summary(json.loads(path.read_text()), path.with_suffix(".json")))
+            found.append(_summary(json.loads(path.read_text())))
     return found
 
 
-def _summary(document: Mapping[str, Any], path: Path) -> Validation:
+def _summary(document: Mapping[str, Any]) -> Validation:
     return Validation(
         dataset=str(document["dataset"]), dt=str(document["dt"]), run=str(document["run"]),
         validated_at=str(document.get("validated_at") or ""), success=bool(document.get("success")),
-        evaluated=int(document.get("evaluated") or 0), failures=list(document.get("failures") or []), path=path,
+        evaluated=int(document.get("evaluated") or 0), failures=list(document.get("failures") or []),
     )
 
 
@@ -277,20 +274,28 @@ def _suite_page(dataset: str, suite: list[Mapping[str, Any]], newest: Validation
     return _page(f"{dataset}: expectation suite", 1, body)
 
 
-def _observed(result: Mapping[str, Any]) -> str:
+def describe_found(result: Mapping[str, Any]) -> str:
+    """What one expectation result found: ``raised ...``, ``N unexpected values, e.g. [...]``,
+    ``observed ...``, or nothing."""
     detail = result.get("result") or {}
     exception = (result.get("exception_info") or {}).get("exception_message")
     if exception:
-        return f"raised: {exception}"
-    parts = []
-    if "observed_value" in detail:
-        parts.append(f"observed {json.dumps(detail['observed_value'], default=str)}")
+        return f"raised {exception}"
     if detail.get("unexpected_count") is not None:
-        parts.append(f"{detail['unexpected_count']} unexpected")
         sample = detail.get("partial_unexpected_list") or []
-        if sample:
-            parts.append(f"e.g. {json.dumps(sample[:10], default=str)}")
-    return "; ".join(parts)
+        return f"{detail['unexpected_count']} unexpected values" + (f", e.g. {sample[:5]!r}" if sample else "")
+    if "observed_value" in detail:
+        return f"observed {detail['observed_value']!r}"
+    return ""
+
+
+def describe_failure(result: Mapping[str, Any]) -> str:
+    """One failed expectation as a line of a task log or an error: ``type(arguments): what it found``."""
+    config = result.get("expectation_config") or {}
+    kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
+    text = f"{config.get('type')}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    found = describe_found(result)
+    return f"{text}: {found}" if found else text
 
 
 def _validation_page(validation: Validation, document: Mapping[str, Any]) -> str:
@@ -300,10 +305,10 @@ def _validation_page(validation: Validation, document: Mapping[str, Any]) -> str
     results = list((document.get("result") or {}).get("results") or [])
     results.sort(key=lambda r: bool(r.get("success")))  # failures first
     rows = "".join(
-        f"<tr><td>{_status(bool(r.get('success'))).replace(', batch quarantined', '')}</td>"
+        f"<tr><td>{_status(bool(r.get('success')), batch=False)}</td>"
         f"<td><code>{_escape((r.get('expectation_config') or {}).get('type'))}</code></td>"
         f"<td><code>{_escape(_kwargs(r.get('expectation_config') or {}))}</code></td>"
-        f"<td><code>{_escape(_observed(r))}</code></td></tr>"
+        f"<td><code>{_escape(describe_found(r))}</code></td></tr>"
         for r in results
     )
     chunked = (document.get("result") or {}).get("chunked")

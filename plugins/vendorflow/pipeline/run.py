@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -48,8 +49,11 @@ class DatasetResult:
         )
 
 
-def gx_root(lake: Lake) -> Path:
-    explicit = settings._variable("gx_root")
+def gx_root(lake: Lake, variable: Callable[[str], str | None] | None = None) -> Path:
+    """Where validation results and Data Docs go: the Variable ``gx_root``, else ``<data_root>/_gx``
+    for a filesystem data root, else this host's state directory (``variable`` reads the Variable:
+    the API server reads it differently from a task)."""
+    explicit = (variable or settings._variable)("gx_root")
     if explicit:
         return Path(explicit)
     if lake.is_local:

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from vendorflow.datasets.spec import DatasetSpec
+from vendorflow.pipeline.docs import describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +67,6 @@ def suite_expectations(spec: DatasetSpec, column_names: list[str]) -> list[Any]:
     return expectations
 
 
-def _describe_failure(result: dict[str, Any]) -> str:
-    config = result.get("expectation_config") or {}
-    kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k not in ("batch_id",)}
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    text = f"{config.get('type')}({args})"
-    detail = result.get("result") or {}
-    exception = (result.get("exception_info") or {}).get("exception_message")
-    if exception:
-        return f"{text}: raised {exception}"
-    if "unexpected_count" in detail and detail.get("unexpected_count") is not None:
-        sample = detail.get("partial_unexpected_list") or []
-        text += f": {detail['unexpected_count']} unexpected values"
-        if sample:
-            text += f", e.g. {sample[:5]!r}"
-    elif "observed_value" in detail:
-        text += f": observed {detail['observed_value']!r}"
-    return text
-
-
 def _context() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
@@ -94,7 +76,6 @@ def _context() -> Any:
         ProgressBarsConfig,
     )
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),
@@ -118,7 +99,6 @@ def validate_table(
     parameters = {"min_rows": 0, **parameters}
     from great_expectations.core.run_identifier import RunIdentifier
 
-    gx_root.mkdir(parents=True, exist_ok=True)
     context = _context()
     name = spec.key_name.replace("/", ".")  # GX store keys may not contain '/'
     asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
@@ -147,7 +127,7 @@ def validate_table(
         raise RuntimeError(f"{spec.key_name}: Great Expectations could not run the suite: {exc}") from exc
     result = next(iter(run.run_results.values()))
     described = result.to_json_dict()
-    failures = [_describe_failure(r) for r in described.get("results", []) if not r.get("success")]
+    failures = [describe_failure(r) for r in described.get("results", []) if not r.get("success")]
     return _documented(
         spec, gx_root, run_name=run_name, batch_name=batch_name, parameters=parameters, expectations=suite.expectations,
         outcome=ValidationOutcome(success=bool(result.success), evaluated=len(described.get("results", [])),
@@ -280,7 +260,6 @@ def _validate_in_chunks(
     expectations = suite_expectations(spec, names)
     row_wise = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
     whole = [e for e in expectations if type(e).__name__ in _WHOLE_TABLE]
-    gx_root.mkdir(parents=True, exist_ok=True)
     context = _context()
     name = spec.key_name.replace("/", ".")
     asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
@@ -324,7 +303,7 @@ def _validate_in_chunks(
         outcome=ValidationOutcome(
             success=not failing,
             evaluated=len(row_wise) + len(whole),
-            failures=[_describe_failure(r) for r in failing],
+            failures=[describe_failure(r) for r in failing],
             result={"chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
                     "results": failing + [r for r in whole_results if r["success"]], "success": not failing},
         ),

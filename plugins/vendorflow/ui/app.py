@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -55,22 +56,17 @@ def _variable(key: str, default: str | None = None) -> str | None:
             return str(value)
     except Exception:  # outside an Airflow API server (a unit test)
         pass
-    import os
-
     return os.environ.get(f"AIRFLOW_VAR_{key.upper()}", default)
 
 
 def locations() -> tuple[str, Path]:
     """The data root and the local folder of validation results and Data Docs (as the tasks use them)."""
     from vendorflow import settings
+    from vendorflow.pipeline.run import gx_root
     from vendorflow.pipeline.storage import Lake
 
     data_root = _variable("data_root") or settings.data_root()
-    explicit = _variable("gx_root")
-    if explicit:
-        return data_root, Path(explicit)
-    lake = Lake(data_root)
-    return data_root, (Path(lake.base) / "_gx") if lake.is_local else settings.state_dir() / "gx"
+    return data_root, gx_root(Lake(data_root), variable=_variable)
 
 
 def chart(rows_by_day: dict[str, int], today: date, days: int = 30) -> str:

@@ -94,14 +94,11 @@ def dataset_statuses(data_root: str, gx_root: Path, *, now: datetime | None = No
     for spec in declared():
         status = DatasetStatus(spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date())
         partitions = lake.partitions(spec.key_name)
-        recent = [dt for dt in partitions if dt >= first]
-        for dt in recent:
-            manifest = lake.read_manifest(spec.key_name, dt)
-            if manifest is not None:
-                status.rows_by_day[dt] = int(manifest.get("rows") or 0)
+        manifests = {dt: lake.read_manifest(spec.key_name, dt) for dt in partitions if dt >= first}
+        status.rows_by_day = {dt: int(m.get("rows") or 0) for dt, m in manifests.items() if m is not None}
         if partitions:
             status.newest = partitions[-1]
-            manifest = lake.read_manifest(spec.key_name, status.newest)
+            manifest = manifests[status.newest] if status.newest in manifests else lake.read_manifest(spec.key_name, status.newest)
             if manifest is not None:
                 status.newest_rows = int(manifest.get("rows") or 0)
                 status.validation = manifest.get("validation")
@@ -116,7 +113,7 @@ def dataset_statuses(data_root: str, gx_root: Path, *, now: datetime | None = No
 
 def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
     """The newest quarantined batches of a dataset, with the expectations they failed."""
-    from vendorflow.pipeline.validate import _describe_failure
+    from vendorflow.pipeline.docs import describe_failure
 
     found = []
     root = lake.join("_quarantine", dataset)
@@ -130,7 +127,7 @@ def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
             with contextlib.suppress(FileNotFoundError, ValueError):
                 with lake.fs.open(f"{run}/validation.json", "rb") as handle:
                     result = json.loads(handle.read())
-                reasons = [_describe_failure(r) for r in result.get("results", []) if not r.get("success")]
+                reasons = [describe_failure(r) for r in result.get("results", []) if not r.get("success")]
             found.append(Quarantined(day.rstrip("/").split("/")[-1].removeprefix("dt="), run.rstrip("/").split("/")[-1],
                                      lake.url(run), reasons or ["(no validation result stored)"]))
             if len(found) >= limit:
@@ -138,14 +135,12 @@ def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
     return found
 
 
-def _ledger(name: str) -> Any | None:
-    """The ledger, or ``None`` when nothing was ever written to it (the page must not create one)."""
+def _ledger_exists() -> bool:
+    """Whether any action ever wrote to the ledger (looking must not create one)."""
     from vendorflow import settings
-    from vendorflow.ledger import Ledger, ledger_path
+    from vendorflow.ledger import ledger_path
 
-    if settings.ledger_url() is None and not ledger_path().exists():
-        return None
-    return Ledger(name)
+    return settings.ledger_url() is not None or ledger_path().exists()
 
 
 def _iso(epoch: Any) -> str | None:
@@ -161,27 +156,29 @@ def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
     from vendorflow.datasets.allyy import UPLOADS_LEDGER
     from vendorflow.datasets.recomendo import TRAINING_LEDGER
 
+    from vendorflow.ledger import Ledger
+
     found = Actions()
-    optouts = _ledger(LEDGER)
-    if optouts is None:
+    if not _ledger_exists():
         found.notes.append("No action has run yet: the ledger is empty.")
         return found
+    optouts = Ledger(LEDGER)
     found.optouts = {status: optouts.count(status) for status in (REQUESTED, ACCEPTED, FAILED)}
     for entry in _newest(optouts.with_status(REQUESTED, FAILED), limit):
         found.optouts_open.append({"user": entry.key, "status": entry.status, "message": entry.data.get("message"),
                                    "updated_at": entry.updated_at.isoformat(timespec="seconds")})
-    for entry in _newest(_ledger(UPLOADS_LEDGER).entries(), limit):  # type: ignore[union-attr]
+    for entry in _newest(Ledger(UPLOADS_LEDGER).entries(), limit):
         found.uploads.append({"upload": entry.key, "status": entry.status,
                               "message": entry.data.get("message"), "updated_at": entry.updated_at.isoformat(timespec="seconds")})
-    training = _ledger(TRAINING_LEDGER)
-    for entry in training.entries():  # type: ignore[union-attr]
+    training = Ledger(TRAINING_LEDGER)
+    for entry in training.entries():
         if not entry.key.startswith("state:"):
             continue
         last = entry.data.get("last_call_at")
         pending = entry.data.get("pending")
         due = None
         if pending:
-            pending_entry = training.get(f"training:{pending}")  # type: ignore[union-attr]
+            pending_entry = training.get(f"training:{pending}")
             due = pending_entry.data.get("due_at") if pending_entry else None
         found.training.append({
             "account": entry.key.removeprefix("state:"),
