@@ -46,9 +46,9 @@ OURS = """
 import json, resource, sys, time
 from datetime import date, datetime, timezone
 sys.path[:0] = {paths!r}
-from vendorflow.datasets.footprints import LEADS
+from vendorflow.vendors.footprints.datasets import LEADS
 from vendorflow.datasets.spec import ExtractContext
-from vendorflow.hooks.footprints import FootprintsHook
+from vendorflow.vendors.footprints.hook import FootprintsHook
 from vendorflow.pipeline.convert import BatchBuilder
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.storage import ParquetStream
@@ -77,8 +77,8 @@ sys.path[:0] = {paths!r}
 os.environ["AIRFLOW_VAR_PII_HMAC_KEY"] = "bench-key"
 os.environ["AIRFLOW_VAR_DATA_ROOT"] = {out!r}
 logging.disable(logging.INFO)
-from vendorflow.datasets.footprints import LEADS
-from vendorflow.hooks.footprints import FootprintsHook
+from vendorflow.vendors.footprints.datasets import LEADS
+from vendorflow.vendors.footprints.hook import FootprintsHook
 from vendorflow.pipeline.run import run_dataset
 cpu0 = (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
 hook = FootprintsHook()

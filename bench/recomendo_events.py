@@ -42,9 +42,9 @@ def main() -> None:
         sandbox.configure("recomendo", latency_ms=latency, rate_limit=rps)  # the sandbox refuses anything above the budget
         print(f"{n:,} events, {latency} ms per answer, concurrency {concurrency}, budget {rps:g}/s: best possible {best:.1f} events/s")
         print(f"{'path':<22} {'seconds':>8} {'events/s':>9} {'of best':>8} {'auth calls':>10} {'429s':>5}")
-        from vendorflow.hooks.recomendo import RecomendoHook
+        from vendorflow.vendors.recomendo.hook import RecomendoHook
         from vendorflow.ledger import Ledger
-        from vendorflow.operators.recomendo import PlannedEvent, RecomendoEventsOperator
+        from vendorflow.vendors.recomendo.operators import PlannedEvent, RecomendoEventsOperator
         from vendorflow.progress import Progress
 
         for path in ("hook", "hook + ledger"):

@@ -31,9 +31,9 @@ WORKER = """
 import logging, sys, time
 from datetime import date
 sys.path[:0] = {paths!r}
-from vendorflow.datasets.recreativ import extract_offer_statistics
+from vendorflow.vendors.recreativ.datasets import extract_offer_statistics
 from vendorflow.datasets.spec import ExtractContext
-from vendorflow.hooks.recreativ import RecreativHook
+from vendorflow.vendors.recreativ.hook import RecreativHook
 from vendorflow.progress import Progress
 hook = RecreativHook()
 ctx = ExtractContext(hook=hook, dt=date(2024, 3, 1), params={{}}, progress=Progress("bench", every=3600))

@@ -40,7 +40,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from vendorflow.dag_defaults import default_args
-from vendorflow.operators.algonomy import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
+from vendorflow.vendors.algonomy.operators import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
 
 with DAG(
     dag_id="algonomy_optout",

@@ -32,7 +32,7 @@ from airflow.sdk import DAG, Param
 
 from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
-from vendorflow.operators.recomendo import RecomendoEventsOperator, RecomendoTrainingOperator
+from vendorflow.vendors.recomendo.operators import RecomendoEventsOperator, RecomendoTrainingOperator
 
 with DAG(
     dag_id="recomendo_training",

@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
-from vendorflow.operators.recomendo import RecomendoUsageOperator
+from vendorflow.vendors.recomendo.operators import RecomendoUsageOperator
 
 with DAG(
     dag_id="recomendo_usage",

@@ -2,22 +2,19 @@
 
 With the project installed (``pip install -e .``, which ``make`` does), the
 Airflow UI offers each vendor as a connection type with its own form. Each
-vendor's form is declared as data in ``vendorflow.forms.<vendor>`` and
+vendor's form is declared as data in ``vendorflow.vendors.<vendor>.form`` and
 collected here, so the UI builds it without importing any hook.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
-from vendorflow import __version__, forms
+from vendorflow import __version__, vendors
 
 
 def _connection_types() -> list[dict[str, Any]]:
-    names = sorted(m.name for m in pkgutil.iter_modules(forms.__path__) if not m.name.startswith("_"))
-    return [importlib.import_module(f"{forms.__name__}.{name}").FORM for name in names]
+    return [vendors.module(name, "form").FORM for name in vendors.names()]
 
 
 # One entry per vendor: connection type, hook, and the form (hidden/relabelled standard

@@ -38,7 +38,7 @@ def world(sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_d
 def publish(dataset: str, day: date = DAY) -> Any:
     """A validated partition, as recreativ_statistics would publish it (the producer is not under test here)."""
     from vendorflow import datasets
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
     from vendorflow.pipeline.run import run_dataset
 
     return run_dataset(datasets.get(dataset), hook=RecreativHook(), dt=day, run_id=f"test-{uuid.uuid4().hex[:6]}")

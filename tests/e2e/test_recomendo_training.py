@@ -130,9 +130,9 @@ def test_new_leads_become_events_then_one_training(recomendo: dict[str, Any], sa
 def test_a_request_inside_the_window_waits_deferred_and_is_then_sent(
     recomendo: dict[str, Any], sandbox: Sandbox, data_root: Path
 ) -> None:
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.operators.recomendo import TrainingGuard
+    from vendorflow.vendors.recomendo.operators import TrainingGuard
 
     # A training made just now by someone else sharing the ledger (another run, another worker).
     hook = RecomendoHook()
@@ -168,9 +168,9 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
     from airflow.sdk.exceptions import TaskDeferred
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.operators.recomendo import RecomendoTrainingOperator, TrainingGuard
+    from vendorflow.vendors.recomendo.operators import RecomendoTrainingOperator, TrainingGuard
 
     hook = RecomendoHook()
     guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)

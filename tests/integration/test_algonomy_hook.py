@@ -21,7 +21,7 @@ FAST = {"requests_per_second": 1000, "backoff_seconds": 0.01, "max_backoff_secon
 
 
 def hook() -> Any:
-    from vendorflow.hooks.algonomy import AlgonomyHook
+    from vendorflow.vendors.algonomy.hook import AlgonomyHook
 
     return AlgonomyHook()
 
@@ -184,7 +184,7 @@ def test_gave_up_after_the_configured_attempts(sandbox: Sandbox, connect, state_
 
 def _opt_out_many(env: dict[str, str], prefix: str, n: int) -> None:
     os.environ.update(env)
-    from vendorflow.hooks.algonomy import AlgonomyHook
+    from vendorflow.vendors.algonomy.hook import AlgonomyHook
 
     h = AlgonomyHook()
     for i in range(n):

@@ -16,7 +16,7 @@ import requests
 from include.sandbox.allyy import CUSTOMER_ID, DEFAULT_DATASOURCES
 from include.sandbox.control import Sandbox
 from vendorflow.errors import ConfigError, VendorAPIError, VendorResponseError
-from vendorflow.hooks.allyy import AllyyHook, upload_state
+from vendorflow.vendors.allyy.hook import AllyyHook, upload_state
 
 pytestmark = pytest.mark.integration
 FAST_RETRY = {"backoff_seconds": 0.01, "max_backoff_seconds": 0.05}
@@ -164,7 +164,7 @@ def test_a_broken_answer_names_allyy_the_endpoint_and_the_problem(
 def test_a_missing_or_mistyped_field_fails_the_models_snapshot(sandbox: Sandbox, conn: dict[str, Any], data_root: Path) -> None:
     from datetime import date
 
-    from vendorflow.datasets.allyy import MODELS
+    from vendorflow.vendors.allyy.datasets import MODELS
     from vendorflow.errors import ValidationFailed
     from vendorflow.pipeline.run import run_dataset
 
@@ -293,7 +293,7 @@ def run_trigger(trigger: Any) -> list[Any]:
 
 
 def test_the_trigger_waits_until_allyy_finishes(sandbox: Sandbox, conn: dict[str, Any], tmp_path: Path) -> None:
-    from vendorflow.triggers.allyy import AllyyUploadTrigger
+    from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
 
     sandbox.configure("allyy", processing_seconds=0.6)
     upload = AllyyHook().upload_file(DATA_SET, CSV_SOURCE, "csv", csv_file(tmp_path))
@@ -301,7 +301,7 @@ def test_the_trigger_waits_until_allyy_finishes(sandbox: Sandbox, conn: dict[str
             "upload_id": upload["id"], "requested_at": "2024-01-01T00:00:00+00:00"}
     trigger = AllyyUploadTrigger(conn_id=None, uploads=[spec], keys=[spec["key"]], poll_interval=0.1, timeout=30)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "vendorflow.triggers.allyy.AllyyUploadTrigger"
+    assert classpath == "vendorflow.vendors.allyy.triggers.AllyyUploadTrigger"
     [event] = run_trigger(AllyyUploadTrigger(**kwargs))
     assert event.payload["status"] == "done"
     assert upload_state(event.payload["uploads"][spec["key"]]) == "finished"

@@ -36,7 +36,7 @@ def execute(**params: Any) -> Any:
     """Run the operator's execute; returns the trigger it deferred to (or its result)."""
     from airflow.sdk.exceptions import TaskDeferred
 
-    from vendorflow.operators.allyy import AllyyUploadOperator
+    from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 
     operator = AllyyUploadOperator(task_id="upload", poll_interval=0.1)
     try:
@@ -50,7 +50,7 @@ def arrived(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 def test_an_upload_interrupted_after_sending_is_found_not_sent_again(sandbox: Sandbox, published: Path) -> None:
-    from vendorflow.datasets.allyy import UPLOADS_LEDGER
+    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.ledger import Ledger
 
     trigger = execute()
@@ -113,10 +113,10 @@ def test_the_dag_is_scheduled_on_the_configured_datasets(tmp_path: Path, monkeyp
 def test_a_partition_claimed_by_another_run_meanwhile_is_not_sent_twice(
     sandbox: Sandbox, published: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vendorflow.datasets.allyy import UPLOADS_LEDGER
+    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.errors import VendorflowError
     from vendorflow.ledger import Ledger
-    from vendorflow.operators.allyy import AllyyUploadOperator
+    from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 
     class RacedLedger(Ledger):
         """Another run claims the partition right after this one looked at it."""
@@ -139,7 +139,7 @@ def test_a_run_started_by_the_datasets_asset_event_uploads_that_partition(sandbo
     from airflow.sdk.exceptions import TaskDeferred
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
 
-    from vendorflow.operators.allyy import AllyyUploadOperator
+    from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 
     # What DatasetOperator puts on the event when it publishes (DatasetResult.as_dict()).
     event = SimpleNamespace(asset=SimpleNamespace(name=DATASET, uri=f"x-vendorflow://{DATASET}"), source_aliases=[],

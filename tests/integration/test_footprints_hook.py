@@ -12,7 +12,7 @@ import pytest
 from include.sandbox.control import Sandbox
 from tests.oracles.footprints import Oracle
 from vendorflow.errors import ConfigError, VendorAPIError, VendorResponseError
-from vendorflow.hooks.footprints import FootprintsHook
+from vendorflow.vendors.footprints.hook import FootprintsHook
 
 pytestmark = pytest.mark.integration
 BUSY_DAY = date(2024, 3, 2)  # the test sets its lead count
@@ -211,7 +211,7 @@ def test_an_announced_page_that_comes_back_empty_is_an_error(sandbox: Sandbox, c
 )
 def test_leads_that_break_the_schema_publish_nothing(sandbox: Sandbox, conn: dict[str, Any], data_root, variant: str,  # type: ignore[no-untyped-def]
                                                      field: str, problem: str) -> None:
-    from vendorflow.datasets.footprints import LEADS
+    from vendorflow.vendors.footprints.datasets import LEADS
     from vendorflow.pipeline.run import run_dataset
     from vendorflow.pipeline.storage import Lake
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from include.sandbox.control import Sandbox
-from vendorflow.datasets.footprints import LEADS, LOYALTY_CODES
-from vendorflow.hooks.footprints import FootprintsHook
+from vendorflow.vendors.footprints.datasets import LEADS, LOYALTY_CODES
+from vendorflow.vendors.footprints.hook import FootprintsHook
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import Lake
 

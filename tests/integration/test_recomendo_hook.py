@@ -20,7 +20,7 @@ def conn(connect, state_dir: Path) -> dict[str, Any]:  # type: ignore[no-untyped
 
 
 def hook():  # type: ignore[no-untyped-def]
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
 
     return RecomendoHook()
 
@@ -52,7 +52,7 @@ def test_usage_reads_the_month_report_with_one_auth_call(sandbox: Sandbox, conn:
 
 
 def _read_usage(barrier: Any) -> None:
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
 
     hook = RecomendoHook()
     barrier.wait(timeout=60)
@@ -62,7 +62,7 @@ def _read_usage(barrier: Any) -> None:
 def test_one_auth_call_for_many_processes(sandbox: Sandbox, conn: dict[str, Any]) -> None:
     import multiprocessing
 
-    import vendorflow.hooks.recomendo  # noqa: F401 - imported once, inherited by the forked workers
+    import vendorflow.vendors.recomendo.hook  # noqa: F401 - imported once, inherited by the forked workers
 
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(6)
@@ -112,7 +112,7 @@ def test_events_are_sent_one_per_request_and_rejections_are_reported(sandbox: Sa
 
 
 def test_train_is_sent_once_and_a_refusal_is_not_retried(sandbox: Sandbox, conn: dict[str, Any]) -> None:
-    from vendorflow.hooks.recomendo import TrainingRefused
+    from vendorflow.vendors.recomendo.hook import TrainingRefused
 
     h = hook()
     assert h.train()["messageCode"] == "EXECUTE_TRAIN_SCHEDULED"

@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from include.sandbox.control import Sandbox
-from vendorflow.datasets.recreativ import CAMPAIGNS
+from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
 from vendorflow.errors import VendorAPIError, VendorResponseError
-from vendorflow.hooks.recreativ import RecreativHook
+from vendorflow.vendors.recreativ.hook import RecreativHook
 from vendorflow.http.paginate import bounded_map
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import Lake
@@ -209,7 +209,7 @@ WORKER = """
 import sys
 from datetime import date
 sys.path[:0] = {paths!r}
-from vendorflow.hooks.recreativ import RecreativHook
+from vendorflow.vendors.recreativ.hook import RecreativHook
 hook = RecreativHook()
 for cid in range(1001, 1016):
     hook.offer_statistics(day=date(2024, 3, 1), campaign_id=cid)

@@ -24,7 +24,7 @@ def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) ->
 
 
 def test_a_host_without_scheme_is_refused_naming_the_connection(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     set_conn(monkeypatch, "recreativ_default", conn_type="recreativ", host="127.0.0.1:9/recreativ/api", password="t")
     with pytest.raises(ConfigError) as error:
@@ -47,14 +47,14 @@ def test_a_host_without_scheme_is_refused_naming_the_connection(monkeypatch: pyt
 def test_the_port_field_goes_into_the_authority_never_after_the_path(
     monkeypatch: pytest.MonkeyPatch, host: str, schema: str | None, port: int | None, expected: str
 ) -> None:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     set_conn(monkeypatch, "recreativ_default", conn_type="recreativ", host=host, schema=schema, port=port, password="t")
     assert RecreativHook().base_url() == expected
 
 
 def test_two_different_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     set_conn(monkeypatch, "recreativ_default", conn_type="recreativ", host="http://h:1/api", port=2, password="t")
     with pytest.raises(ConfigError, match="says port 1 but the port field says 2"):
@@ -64,7 +64,7 @@ def test_two_different_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_tls_error_names_the_host_and_suggests_the_scheme(  # type: ignore[no-untyped-def]
     sandbox: Sandbox, connect, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     conn = connect("recreativ", retries=1)
     conn["host"] = conn["host"].replace("http://", "https://")
@@ -92,7 +92,7 @@ def test_a_tls_error_names_the_host_and_suggests_the_scheme(  # type: ignore[no-
 def test_numeric_extras_out_of_bounds_fail_before_any_request(
     monkeypatch: pytest.MonkeyPatch, state_dir: Path, extra: str, value: float, message: str
 ) -> None:
-    from vendorflow.hooks.footprints import FootprintsHook
+    from vendorflow.vendors.footprints.hook import FootprintsHook
 
     set_conn(monkeypatch, "footprints_default", conn_type="footprints", host="http://127.0.0.1:9/fp", login="k",
              password="s", extra=json.dumps({extra: value}))
@@ -168,7 +168,7 @@ def test_a_read_only_ledger_fails_at_once_naming_the_file(tmp_path: Path, monkey
 def test_a_dead_redis_names_the_variable_and_host_never_the_password(
     monkeypatch: pytest.MonkeyPatch, state_dir: Path
 ) -> None:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     monkeypatch.setenv("VENDORFLOW_REDIS_URL", "redis://:hunter2secret@127.0.0.1:1/0")
     set_conn(monkeypatch, "recreativ_default", conn_type="recreativ", host="http://127.0.0.1:9/api", password="tok")
@@ -191,7 +191,7 @@ def test_a_malformed_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatc
 def test_algonomy_connection_test_fails_without_the_api_key(  # type: ignore[no-untyped-def]
     sandbox: Sandbox, connect, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vendorflow.hooks.algonomy import AlgonomyHook
+    from vendorflow.vendors.algonomy.hook import AlgonomyHook
 
     conn = connect("algonomy")
     conn["extra"] = {k: v for k, v in conn["extra"].items() if k != "api_key"}
@@ -201,7 +201,7 @@ def test_algonomy_connection_test_fails_without_the_api_key(  # type: ignore[no-
 
 
 def test_allyy_customer_id_is_one_escaped_path_segment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vendorflow.hooks.allyy import MODELS_PATH, AllyyHook
+    from vendorflow.vendors.allyy.hook import MODELS_PATH, AllyyHook
 
     set_conn(monkeypatch, "allyy_default", conn_type="allyy", host="http://h", login="c", password="s",
              extra=json.dumps({"customer_id": "acme/../admin?x=1"}))

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.sandbox.control import Sandbox
-from vendorflow.datasets.recreativ import CAMPAIGNS
+from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
 from vendorflow.errors import ValidationFailed, VendorAPIError, VendorResponseError
-from vendorflow.hooks.recreativ import RecreativHook
+from vendorflow.vendors.recreativ.hook import RecreativHook
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import DATA_FILE, Lake
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vendorflow.hooks.algonomy import MAX_USER_ID_LENGTH, user_id_problem
-from vendorflow.operators.algonomy import (
+from vendorflow.vendors.algonomy.hook import MAX_USER_ID_LENGTH, user_id_problem
+from vendorflow.vendors.algonomy.operators import (
     BadUserIds,
     clean_user_ids,
     file_user_ids,

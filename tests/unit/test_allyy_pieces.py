@@ -19,11 +19,11 @@ import pytest
 import responses
 
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
-from vendorflow.hooks.allyy import (
+from vendorflow.vendors.allyy.hook import (
     FILE_PART, UPLOAD_WIRE, MultipartFile, envelope_problems, upload_messages, upload_state,
 )
 from vendorflow.http.paginate import OffsetPaginator, PaginationError
-from vendorflow.operators.allyy import (
+from vendorflow.vendors.allyy.operators import (
     export_partition, load_targets, parse_partition, partition_key, triggered_partitions,
 )
 
@@ -206,7 +206,7 @@ def test_envelope_problems_are_readable_lines() -> None:
 
 @responses.activate
 def test_errors_in_a_200_envelope_fail_the_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from vendorflow.hooks.allyy import AllyyHook
+    from vendorflow.vendors.allyy.hook import AllyyHook
 
     monkeypatch.setenv("VENDORFLOW_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_ALLYY_DEFAULT", json.dumps({

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from vendorflow.datasets.footprints import LEADS, extract_leads
+from vendorflow.vendors.footprints.datasets import LEADS, extract_leads
 from vendorflow.datasets.spec import ExtractContext, Records
 from vendorflow.http.paginate import numbered_pages
 from vendorflow.pipeline.convert import BatchBuilder
@@ -68,7 +68,7 @@ def test_update_lead_style_ids_fill_the_nested_columns() -> None:
     record = lead(2)
     del record["sku"], record["consultant"]
     record.update(skuId="5e6b7be8576e5213f065b23c", consultantId="59f8530f0e124a7c9247c0e7")
-    ctx = ExtractContext(hook=_FakeHook([Records([record], "GET /api/lead?page=1")]), dt=DAY, params={}, progress=Progress("t"))
+    ctx = ExtractContext(hook=_FakeHook([Records([record], "GET /api/lead?page=1")]), dt=DAY, inputs={}, progress=Progress("t"))
     page = next(iter(extract_leads(ctx)))
     row = build(list(page)).to_pylist()[0]
     assert row["sku_id"] == "5e6b7be8576e5213f065b23c" and row["consultant_id"] == "59f8530f0e124a7c9247c0e7"
@@ -86,7 +86,7 @@ class _FakeHook:
 def validate(table: pa.Table, tmp_path: Path, vendor_records: int | None = None) -> list[str]:
     parameters = {"dt": DAY.isoformat(), "day_start": "2024-03-02T00:00:00+00:00", "day_end": "2024-03-03T00:00:00+00:00",
                   "vendor_records": table.num_rows if vendor_records is None else vendor_records}
-    outcome = validate_table(LEADS, table, parameters=parameters, batch_name="unit", run_name="unit", gx_root=tmp_path / "gx")
+    outcome = validate_table(LEADS, table, facts=parameters, batch_name="unit", run_name="unit", gx_root=tmp_path / "gx")
     return outcome.failures
 
 
@@ -171,9 +171,9 @@ def test_a_big_day_validated_in_chunks_gets_the_same_verdict_as_whole(tmp_path: 
     pq.write_table(build(records), staged, row_group_size=4)
     parameters = {"dt": DAY.isoformat(), "day_start": "2024-03-02T00:00:00+00:00", "day_end": "2024-03-03T00:00:00+00:00",
                   "vendor_records": len(records) + 1}
-    whole = validate_parquet(LEADS, staged, parameters=parameters, batch_name="w", run_name="whole", gx_root=tmp_path / "gx",
+    whole = validate_parquet(LEADS, staged, facts=parameters, batch_name="w", run_name="whole", gx_root=tmp_path / "gx",
                              chunk_rows=10_000)
-    parts = validate_parquet(LEADS, staged, parameters=parameters, batch_name="c", run_name="chunks", gx_root=tmp_path / "gx",
+    parts = validate_parquet(LEADS, staged, facts=parameters, batch_name="c", run_name="chunks", gx_root=tmp_path / "gx",
                              chunk_rows=chunk_rows)
     assert "chunked" not in whole.result and parts.result["chunked"]["parts"][-1]["part"] == -(-len(records) // chunk_rows)
     assert not whole.success and not parts.success and parts.evaluated == whole.evaluated
@@ -185,5 +185,5 @@ def test_a_big_day_validated_in_chunks_gets_the_same_verdict_as_whole(tmp_path: 
     assert counts(parts.failures)["expect_column_values_to_be_unique(column='lead_id'"] == "4 unexpected values"
     clean = tmp_path / "clean.parquet"
     pq.write_table(build(GOOD), clean)
-    assert validate_parquet(LEADS, clean, parameters={**parameters, "vendor_records": len(GOOD)}, batch_name="g",
+    assert validate_parquet(LEADS, clean, facts={**parameters, "vendor_records": len(GOOD)}, batch_name="g",
                             run_name="good", gx_root=tmp_path / "gx", chunk_rows=2).success

@@ -35,11 +35,11 @@ def test_each_connection_type_names_a_real_hook(entry: dict) -> None:
 def test_every_hook_takes_its_connection_the_way_the_test_button_passes_it() -> None:
     # Airflow's connection test builds ``hook_class(**{conn_name_attr: conn_id})``; a hook that only took
     # ``conn_id`` failed every Test press with "unexpected keyword argument".
-    from vendorflow.hooks.algonomy import AlgonomyHook
-    from vendorflow.hooks.allyy import AllyyHook
-    from vendorflow.hooks.footprints import FootprintsHook
-    from vendorflow.hooks.recomendo import RecomendoHook
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.algonomy.hook import AlgonomyHook
+    from vendorflow.vendors.allyy.hook import AllyyHook
+    from vendorflow.vendors.footprints.hook import FootprintsHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
     for hook_class in (AlgonomyHook, AllyyHook, FootprintsHook, RecomendoHook, RecreativHook):
         assert hook_class(**{hook_class.conn_name_attr: "tested_conn"}).conn_id == "tested_conn"

@@ -31,7 +31,7 @@ def test_every_declared_dataset_is_listed_with_its_days_freshness_validation_and
     publish(lake, "footprints/leads", "2026-03-05", 7, tmp_path)  # four days behind: late
     publish(lake, "footprints/leads", "2026-01-05", 7, tmp_path)  # outside the chart's 30 days
     docs.record(gx_root, dataset="recreativ/campaign_statistics", dt="2026-03-09", run="r1", result={"results": []},
-                suite=[], success=True, evaluated=5, failures=[], parameters={})
+                suite=[], success=True, evaluated=5, failures=[], facts={})
     staged = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"id": [1]}), staged)
     lake.quarantine(staged, "footprints/leads", "2026-03-06", "run-x", {"results": [

@@ -1,19 +1,28 @@
-"""The registry of declared datasets: ``get("recreativ/campaigns")``, ``for_vendor("recreativ")``.
+"""The registry of declared datasets: ``get("recreativ/campaigns")``, ``for_vendor("recreativ")``, ``declared()``.
 
-Each vendor module under this package exposes ``DATASETS``; it is imported on
-first use, so declaring a new vendor needs no change here.
+Each vendor declares its datasets in ``vendorflow.vendors.<vendor>.datasets``
+(``DATASETS``); a module is imported on first use, so declaring a new vendor
+needs no change here.
 """
 
 from __future__ import annotations
 
-from vendorflow._modules import vendor_module
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
+from vendorflow import vendors
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Param, Records, param
 
-__all__ = ["Column", "DatasetSpec", "Expect", "ExtractContext", "Records", "param", "get", "for_vendor"]
+__all__ = ["Column", "DatasetSpec", "Expect", "ExtractContext", "Param", "Records", "param", "get", "for_vendor", "declared"]
 
 
 def for_vendor(vendor: str) -> tuple[DatasetSpec, ...]:
-    return tuple(vendor_module(__name__, vendor, "datasets are declared").DATASETS)
+    try:
+        return tuple(vendors.module(vendor, "datasets").DATASETS)
+    except KeyError:
+        raise KeyError(f"no datasets are declared for vendor {vendor!r}") from None
+
+
+def declared() -> list[DatasetSpec]:
+    """Every declared dataset of every vendor, sorted by ``<vendor>/<name>``."""
+    return sorted((s for v in vendors.names() for s in for_vendor(v)), key=lambda s: s.key_name)
 
 
 def get(key: str) -> DatasetSpec:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from vendorflow.http.records import Records
+
 if TYPE_CHECKING:
     from vendorflow.progress import Progress
 
@@ -59,9 +61,22 @@ class Column:
         return self.source or self.name
 
 
-def param(name: str) -> dict[str, str]:
-    """A value known only when the task runs (``dt``, a vendor's announced total...)."""
-    return {"$PARAMETER": name}
+@dataclass(frozen=True)
+class Param:
+    """An expectation argument known only when the task runs: one of the run's facts (``dt``,
+    ``day_start``, ``day_end``, ``rows``, ``min_rows``, or what the extractor put in
+    :attr:`ExtractContext.facts`, such as a vendor's announced total)."""
+
+    name: str
+
+    def gx(self) -> dict[str, str]:
+        """Great Expectations' spelling of a run-time value."""
+        return {"$PARAMETER": self.name}
+
+
+def param(name: str) -> Param:
+    """A value known only when the task runs (see :class:`Param`)."""
+    return Param(name)
 
 
 @dataclass(frozen=True)
@@ -76,47 +91,21 @@ class Expect:
         object.__setattr__(self, "kwargs", kwargs)
 
 
-class Records(list):  # type: ignore[type-arg]
-    """A page of vendor records (a plain list) that remembers where it came from.
-
-    ``source`` is the request, secret-free, for error messages; ``number``,
-    ``total_pages`` and ``total_records`` are the vendor's pagination figures
-    when it gives them.
-    """
-
-    def __init__(
-        self,
-        records: Iterable[Mapping[str, Any]] = (),
-        source: str = "",
-        *,
-        number: int = 1,
-        total_pages: int | None = None,
-        total_records: int | None = None,
-    ) -> None:
-        super().__init__(records)
-        self.source = source
-        self.number = number
-        self.total_pages = total_pages
-        self.total_records = total_records
-
-    @property
-    def records(self) -> list[Mapping[str, Any]]:
-        return self
-
-
 @dataclass
 class ExtractContext:
-    """What an extractor gets: the vendor hook, the day, parameters and the progress reporter.
+    """What an extractor gets: the vendor hook, the day, its inputs and the progress reporter.
 
-    An extractor may put values into ``parameters`` (the vendor's announced
-    total, say) for expectations that refer to them with :func:`param`.
+    ``inputs`` are the values the task hands the extractor (the operator's
+    ``extract_params``). An extractor puts what it learns into ``facts`` (the
+    vendor's announced total, say), for expectations that name them with
+    :func:`param`.
     """
 
     hook: Any
     dt: date
-    params: Mapping[str, Any]
+    inputs: Mapping[str, Any]
     progress: Progress
-    parameters: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vendorflow.extract"))
 
     @property
@@ -147,7 +136,6 @@ class DatasetSpec:
     key: tuple[str, ...] = ()
     expectations: tuple[Expect, ...] = ()
     snapshot: bool = False
-    connection: str | None = None  # the hook kind; defaults to the vendor
     # Rows per Parquet row group (the write buffer); None: the pipeline's default. Wide,
     # large datasets set it lower so a big day's memory stays that of a few pages.
     row_group_rows: int | None = None
@@ -171,10 +159,6 @@ class DatasetSpec:
     @property
     def key_name(self) -> str:
         return f"{self.vendor}/{self.name}"
-
-    @property
-    def hook_kind(self) -> str:
-        return self.connection or self.vendor
 
 
 def ledger_pages(

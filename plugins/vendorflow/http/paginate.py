@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
-from vendorflow.datasets.spec import Records
+from vendorflow.http.records import Records
 from vendorflow.errors import VendorResponseError
 
 if TYPE_CHECKING:

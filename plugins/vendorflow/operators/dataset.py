@@ -48,7 +48,7 @@ class DatasetOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow import datasets
         from vendorflow.errors import ConfigError
-        from vendorflow.hooks import get_hook
+        from vendorflow.vendors import get_hook
         from vendorflow.pipeline.run import run_dataset
 
         spec = datasets.get(self.dataset)
@@ -56,7 +56,7 @@ class DatasetOperator(BaseOperator):
             day = date.fromisoformat(str(self.dt).strip())
         except ValueError:
             raise ConfigError(f"dt must be a date as YYYY-MM-DD, not {self.dt!r}") from None
-        hook = get_hook(spec.hook_kind, self.conn_id)
+        hook = get_hook(spec.vendor, self.conn_id)
         accept_shrink = (context.get("params") or {}).get("accept_shrink", False)
         if not isinstance(accept_shrink, bool):
             raise ConfigError(f"param accept_shrink must be true or false, not {accept_shrink!r}")
@@ -66,7 +66,7 @@ class DatasetOperator(BaseOperator):
             dt=day,
             run_id=context["run_id"],
             try_number=getattr(context.get("ti"), "try_number", None),
-            params=self.extract_params,
+            inputs=self.extract_params,
             logger=self.log,
             accept_shrink=accept_shrink,
         )

@@ -133,7 +133,7 @@ def record(
     success: bool,
     evaluated: int,
     failures: list[str],
-    parameters: Mapping[str, Any],
+    facts: Mapping[str, Any],
 ) -> Path:
     """Store one validation and render its page and the pages that list it; returns its page."""
     name = site_name(dataset)
@@ -146,7 +146,7 @@ def record(
         "success": success,
         "evaluated": evaluated,
         "failures": failures,
-        "parameters": dict(parameters),
+        "parameters": dict(facts),
         "suite": list(suite),
         "result": dict(result),
     }

@@ -85,7 +85,7 @@ def run_dataset(
     dt: date,
     run_id: str,
     try_number: int | None = None,
-    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
     lake: Lake | None = None,
     progress_every: float = 10.0,
     logger: logging.Logger | None = None,
@@ -106,7 +106,7 @@ def run_dataset(
     except OSError as exc:
         raise storage_error(spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder") from None
     progress = Progress(spec.key_name, log=logger, every=progress_every)
-    ctx = ExtractContext(hook=hook, dt=dt, params=dict(params or {}), progress=progress, log=logger)
+    ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger)
     requests_before = _requests_sent(hook) or 0
     started = time.monotonic()
 
@@ -164,17 +164,17 @@ def _validate_and_publish(
     previous = lake.read_manifest(spec.key_name, dt)
     previous_rows = int(previous["rows"]) if previous and previous.get("rows") is not None else None
     min_rows = shrink_floor(spec, previous_rows, accept_shrink=accept_shrink)
-    parameters = {
+    facts = {
         "dt": dt.isoformat(),
         "day_start": ctx.day_start.isoformat(),
         "day_end": ctx.day_end.isoformat(),
         "rows": stream_rows,
         "min_rows": min_rows,
-        **ctx.parameters,
+        **ctx.facts,
     }
     # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
     outcome = validate_parquet(
-        spec, staged, parameters=parameters, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
+        spec, staged, facts=facts, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
     )
     seconds = time.monotonic() - started
     requests = (_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None
@@ -203,7 +203,7 @@ def _validate_and_publish(
         "run_token": token,
         "published_at": datetime.now(timezone.utc).isoformat(),
         "validation": outcome.summary(),
-        "parameters": parameters,
+        "parameters": facts,
         "columns": schema_names,
         "schema_drift": drift,
         "replaced_rows": previous_rows,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from vendorflow.datasets.spec import DatasetSpec
+from vendorflow.datasets.spec import DatasetSpec, Param
 from vendorflow.pipeline.docs import describe_failure
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,13 @@ def suite_expectations(spec: DatasetSpec, column_names: list[str]) -> list[Any]:
         expectations.append(gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
     if spec.shrink_limit is not None:
         # The shrink guard: ``min_rows`` is set per run from the published partition's rows.
-        expectations.append(gx.expectations.ExpectTableRowCountToBeBetween(min_value={"$PARAMETER": "min_rows"}))
+        expectations.append(gx.expectations.ExpectTableRowCountToBeBetween(min_value=Param("min_rows").gx()))
     for declared in spec.expectations:
         try:
             cls = getattr(gx.expectations, declared.type)
         except AttributeError:
             raise ValueError(f"{spec.key_name}: unknown Great Expectations class {declared.type!r}") from None
-        expectations.append(cls(**declared.kwargs))
+        expectations.append(cls(**{k: v.gx() if isinstance(v, Param) else v for k, v in declared.kwargs.items()}))
     return expectations
 
 
@@ -88,7 +88,7 @@ def validate_table(
     spec: DatasetSpec,
     table: pa.Table,
     *,
-    parameters: dict[str, Any],
+    facts: dict[str, Any],
     batch_name: str,
     run_name: str,
     gx_root: Path,
@@ -96,7 +96,7 @@ def validate_table(
     """Validate ``table`` against the dataset's suite; store the result and update Data Docs."""
     import great_expectations as gx
 
-    parameters = {"min_rows": 0, **parameters}
+    facts = {"min_rows": 0, **facts}
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = _context()
@@ -120,7 +120,7 @@ def validate_table(
     try:
         run = checkpoint.run(
             batch_parameters={"dataframe": frame},
-            expectation_parameters=parameters,
+            expectation_parameters=facts,
             run_id=RunIdentifier(run_name=run_name),
         )
     except Exception as exc:  # a broken suite must not pass silently
@@ -129,23 +129,23 @@ def validate_table(
     described = result.to_json_dict()
     failures = [describe_failure(r) for r in described.get("results", []) if not r.get("success")]
     return _documented(
-        spec, gx_root, run_name=run_name, batch_name=batch_name, parameters=parameters, expectations=suite.expectations,
+        spec, gx_root, run_name=run_name, batch_name=batch_name, facts=facts, expectations=suite.expectations,
         outcome=ValidationOutcome(success=bool(result.success), evaluated=len(described.get("results", [])),
                                   failures=failures, result=described),
     )
 
 
 def _documented(
-    spec: DatasetSpec, gx_root: Path, *, run_name: str, batch_name: str, parameters: dict[str, Any],
+    spec: DatasetSpec, gx_root: Path, *, run_name: str, batch_name: str, facts: dict[str, Any],
     expectations: list[Any], outcome: ValidationOutcome,
 ) -> ValidationOutcome:
     """Store the outcome and render its Data Docs page (``outcome.docs_url`` points at it)."""
     from vendorflow.pipeline import docs
 
     page = docs.record(
-        gx_root, dataset=spec.key_name, dt=str(parameters.get("dt") or batch_name.removeprefix("dt=")), run=run_name,
+        gx_root, dataset=spec.key_name, dt=str(facts.get("dt") or batch_name.removeprefix("dt=")), run=run_name,
         result=outcome.result, suite=[e.configuration.to_json_dict() for e in expectations], success=outcome.success,
-        evaluated=outcome.evaluated, failures=outcome.failures, parameters=parameters,
+        evaluated=outcome.evaluated, failures=outcome.failures, facts=facts,
     )
     outcome.docs_url = page.as_uri()
     return outcome
@@ -185,7 +185,7 @@ def validate_parquet(
     spec: DatasetSpec,
     path: Path,
     *,
-    parameters: dict[str, Any],
+    facts: dict[str, Any],
     batch_name: str,
     run_name: str,
     gx_root: Path,
@@ -200,29 +200,29 @@ def validate_parquet(
     """
     import pyarrow.parquet as pq
 
-    parameters = {"min_rows": 0, **parameters}  # the shrink guard's floor: none unless the run sets one
+    facts = {"min_rows": 0, **facts}  # the shrink guard's floor: none unless the run sets one
     chunk_rows = chunk_rows or CHUNK_ROWS
     rows = pq.ParquetFile(path).metadata.num_rows
     names = pq.read_schema(path).names
     if rows <= chunk_rows or not _chunkable(suite_expectations(spec, names)):
         table = pq.read_table(path)
-        return validate_table(spec, table, parameters=parameters, batch_name=batch_name, run_name=run_name, gx_root=gx_root)
-    return _validate_in_chunks(spec, path, names, rows, parameters=parameters, batch_name=batch_name, run_name=run_name,
+        return validate_table(spec, table, facts=facts, batch_name=batch_name, run_name=run_name, gx_root=gx_root)
+    return _validate_in_chunks(spec, path, names, rows, facts=facts, batch_name=batch_name, run_name=run_name,
                                gx_root=gx_root, chunk_rows=chunk_rows)
 
 
-def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
+def _resolve(value: Any, facts: dict[str, Any]) -> Any:
     if isinstance(value, dict) and "$PARAMETER" in value:
-        return parameters[value["$PARAMETER"]]
+        return facts[value["$PARAMETER"]]
     return value
 
 
-def _whole_table_result(expectation: Any, path: Path, rows: int, parameters: dict[str, Any]) -> dict[str, Any]:
+def _whole_table_result(expectation: Any, path: Path, rows: int, facts: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     config = expectation.configuration.to_json_dict()
-    kwargs = {k: _resolve(v, parameters) for k, v in config["kwargs"].items()}
+    kwargs = {k: _resolve(v, facts) for k, v in config["kwargs"].items()}
     config["kwargs"] = kwargs
     name = type(expectation).__name__
     if name.startswith("ExpectTableRowCount"):
@@ -250,7 +250,7 @@ def _whole_table_result(expectation: Any, path: Path, rows: int, parameters: dic
 
 
 def _validate_in_chunks(
-    spec: DatasetSpec, path: Path, names: list[str], rows: int, *, parameters: dict[str, Any], batch_name: str,
+    spec: DatasetSpec, path: Path, names: list[str], rows: int, *, facts: dict[str, Any], batch_name: str,
     run_name: str, gx_root: Path, chunk_rows: int,
 ) -> ValidationOutcome:
     import great_expectations as gx
@@ -275,7 +275,7 @@ def _validate_in_chunks(
     for number, record_batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows), start=1):
         frame = pa.Table.from_batches([record_batch]).to_pandas()
         try:
-            run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+            run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=facts,
                                  run_id=RunIdentifier(run_name=f"{run_name}-part{number}"))
         except Exception as exc:
             raise RuntimeError(f"{spec.key_name}: Great Expectations could not run the suite: {exc}") from exc
@@ -296,10 +296,10 @@ def _validate_in_chunks(
                                                     list(detail.get("partial_unexpected_list") or []))[:20]
             elif "observed_value" in detail:
                 total.setdefault("observed_value", detail["observed_value"])
-    whole_results = [_whole_table_result(e, path, rows, parameters) for e in whole]
+    whole_results = [_whole_table_result(e, path, rows, facts) for e in whole]
     failing = list(merged.values()) + [r for r in whole_results if not r["success"]]
     return _documented(
-        spec, gx_root, run_name=run_name, batch_name=batch_name, parameters=parameters, expectations=expectations,
+        spec, gx_root, run_name=run_name, batch_name=batch_name, facts=facts, expectations=expectations,
         outcome=ValidationOutcome(
             success=not failing,
             evaluated=len(row_wise) + len(whole),

@@ -66,16 +66,9 @@ class Actions:
 
 def declared() -> list[Any]:
     """Every declared dataset of every vendor."""
-    import pkgutil
+    from vendorflow import datasets
 
-    import vendorflow.datasets as package
-    from vendorflow.datasets import for_vendor
-
-    specs = []
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "spec":
-            specs.extend(for_vendor(module.name))
-    return sorted(specs, key=lambda s: s.key_name)
+    return datasets.declared()
 
 
 def expected_newest(now: datetime, grace_hours: float = GRACE_HOURS) -> str:
@@ -152,9 +145,9 @@ def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
 
 
 def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
-    from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
-    from vendorflow.datasets.allyy import UPLOADS_LEDGER
-    from vendorflow.datasets.recomendo import TRAINING_LEDGER
+    from vendorflow.vendors.algonomy.datasets import ACCEPTED, FAILED, LEDGER, REQUESTED
+    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
+    from vendorflow.vendors.recomendo.datasets import TRAINING_LEDGER
 
     from vendorflow.ledger import Ledger
 

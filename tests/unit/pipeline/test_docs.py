@@ -77,7 +77,7 @@ def gx_root(tmp_path: Path) -> Path:
         ("beta", "leads", [1, -5, 3], "run-1"),  # fails
         ("gamma", "big", list(range(50)), "run-1"),  # validated in chunks
     ]:
-        validate_parquet(spec(vendor, name), staged(tmp_path, views), parameters={"dt": day}, batch_name=f"dt={day}",
+        validate_parquet(spec(vendor, name), staged(tmp_path, views), facts={"dt": day}, batch_name=f"dt={day}",
                          run_name=run, gx_root=root, chunk_rows=20)
     return root
 

@@ -28,7 +28,7 @@ class FakeHook:
 
 
 def extract(ctx: ExtractContext) -> Iterator[Records]:
-    ctx.parameters["announced"] = sum(len(p) for p in ctx.hook.pages)
+    ctx.facts["announced"] = sum(len(p) for p in ctx.hook.pages)
     for number, page in enumerate(ctx.hook.pages, start=1):
         if ctx.hook.fail_after is not None and number > ctx.hook.fail_after:
             raise ConnectionError("vendor went away")

@@ -26,7 +26,7 @@ from vendorflow.pipeline.validate import validate_table
 spec = DatasetSpec(vendor="v", name="d", description="", columns=(Column("id", "int64", nullable=False),),
                    key=("id",), expectations=(Expect("ExpectColumnValuesToBeBetween", column="id", min_value=0),),
                    extract=lambda ctx: iter(()))
-outcome = validate_table(spec, pa.table({"id": [1, 2, 3]}), parameters={}, batch_name="b", run_name="r",
+outcome = validate_table(spec, pa.table({"id": [1, 2, 3]}), facts={}, batch_name="b", run_name="r",
                          gx_root=Path(sys.argv[1]))
 gx = [(n, l) for n, l in records if n.startswith("great_expectations") and l < logging.WARNING]
 print(json.dumps({"success": outcome.success, "gx_below_warning": len(gx), "total": len(records)}))

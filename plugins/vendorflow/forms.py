@@ -1,4 +1,4 @@
-"""Connection forms, one module per vendor (``vendorflow.forms.<vendor>`` exposes ``FORM``).
+"""What every vendor's connection form (``vendorflow.vendors.<vendor>.form``, exposing ``FORM``) is built from.
 
 A form is data in Airflow 3.3's provider format (``ui-field-behaviour`` and
 ``conn-fields``): the UI builds it without importing any hook. Each
@@ -32,7 +32,7 @@ def text(label: str, description: str, *, default: str | None = None, secret: bo
     return {"label": label, "description": description, "schema": schema}
 
 
-# Extras every vendor connection understands (vendorflow.hooks.base.VendorHook reads them).
+# Extras every vendor connection understands (vendorflow.hook.VendorHook reads them).
 COMMON_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": number("Read timeout (s)", "Seconds to wait for an answer.", default=60, minimum=0),
     "connect_timeout": number("Connect timeout (s)", "Seconds to wait for a connection.", default=10, minimum=0),

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from vendorflow.assets import asset
-from vendorflow.datasets.recomendo import EVENTS_LEDGER, TRAINING_LEDGER
+from vendorflow.vendors.recomendo.datasets import EVENTS_LEDGER, TRAINING_LEDGER
 from vendorflow.operators.dataset import DatasetOperator
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger, LedgerTransaction
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ def _ask_key(context: Mapping[str, Any]) -> str:
 
 
 def _hook(conn_id: str | None) -> RecomendoHook:
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
 
     return RecomendoHook(conn_id=conn_id)
 
@@ -541,7 +541,7 @@ class RecomendoTrainingOperator(BaseOperator):
 
     def _act(self, context: Any, hook: RecomendoHook, guard: TrainingGuard, decision: Decision) -> dict[str, Any]:
         from vendorflow.errors import VendorflowError
-        from vendorflow.hooks.recomendo import TrainingRefused
+        from vendorflow.vendors.recomendo.hook import TrainingRefused
 
         while decision.action == "send":
             assert decision.training_id is not None

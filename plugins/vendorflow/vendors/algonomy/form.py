@@ -8,7 +8,7 @@ from vendorflow.forms import COMMON_FIELDS, number, text
 
 FORM: dict[str, Any] = {
     "connection-type": "algonomy",
-    "hook-class-name": "vendorflow.hooks.algonomy.AlgonomyHook",
+    "hook-class-name": "vendorflow.vendors.algonomy.hook.AlgonomyHook",
     "hook-name": "Algonomy",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port"],

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from vendorflow.datasets.spec import Records
+from vendorflow.http.records import Records
 from vendorflow.errors import VendorAPIError, VendorResponseError
-from vendorflow.hooks.base import VendorHook
+from vendorflow.hook import VendorHook
 from vendorflow.http.client import BearerAuth, VendorClient, decode_json
 from vendorflow.http.paginate import OffsetPaginator, PaginationError
 from vendorflow.http.ratelimit import shared_limiter

@@ -49,14 +49,14 @@ class AllyyUploadTrigger(BaseTrigger):
 
     async def _hook(self) -> Any:
         """The hook, its connection read the asynchronous way (a blocking read would stall the triggerer's loop)."""
-        from vendorflow.hooks.allyy import AllyyHook
+        from vendorflow.vendors.allyy.hook import AllyyHook
 
         hook = AllyyHook(conn_id=self.conn_id)
         hook.__dict__["connection"] = await AllyyHook.aget_connection(hook.conn_id)
         return hook
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from vendorflow.hooks.allyy import upload_state
+        from vendorflow.vendors.allyy.hook import upload_state
 
         from asgiref.sync import sync_to_async
 

@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from vendorflow.assets import asset
-from vendorflow.datasets.algonomy import ACCEPTED, FAILED, LEDGER, REQUESTED
+from vendorflow.vendors.algonomy.datasets import ACCEPTED, FAILED, LEDGER, REQUESTED
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
-from vendorflow.hooks.algonomy import invisible_character, user_id_problem
+from vendorflow.vendors.algonomy.hook import invisible_character, user_id_problem
 from vendorflow.progress import counted
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.algonomy import AlgonomyHook
+    from vendorflow.vendors.algonomy.hook import AlgonomyHook
     from vendorflow.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -487,7 +487,7 @@ class AlgonomyOptOutOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-        from vendorflow.hooks.algonomy import AlgonomyHook
+        from vendorflow.vendors.algonomy.hook import AlgonomyHook
 
         hook = AlgonomyHook(conn_id=self.algonomy_conn_id)
         ledger = open_ledger()

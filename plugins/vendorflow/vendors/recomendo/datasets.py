@@ -2,7 +2,7 @@
 (events sent, training requests) published from the ledger so analysts can read them.
 
 ``recomendo/events_sent`` and ``recomendo/training_requests`` are views of the
-durable ledgers (:mod:`vendorflow.operators.recomendo`): a partition is
+durable ledgers (:mod:`vendorflow.vendors.recomendo.operators`): a partition is
 rebuilt from the ledger and replaced as a whole, so a rerun never duplicates a
 row and always shows the latest state.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.recomendo import RecomendoHook
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
 
 EVENTS_LEDGER = "recomendo_events"
 TRAINING_LEDGER = "recomendo_training"
@@ -50,8 +50,8 @@ def extract_usage(ctx: ExtractContext) -> Iterator[Records]:
     report = hook.usage()
     plan = report.get("usagePlan")
     source = "GET /v1/usage"
-    status = quota_status(report["usages"], hook.quota_warning_share, ctx.params.get("monthly_quota"))
-    ctx.parameters.update(status)
+    status = quota_status(report["usages"], hook.quota_warning_share, ctx.inputs.get("monthly_quota"))
+    ctx.facts.update(status)
     if status["quota_warning"]:
         ctx.log.warning(
             "Recomendo quota low: %s of %s requests left this month (%.1f%%, under the %.0f%% warning share)",

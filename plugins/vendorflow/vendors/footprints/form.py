@@ -8,7 +8,7 @@ from vendorflow.forms import COMMON_FIELDS, number, text
 
 FORM: dict[str, Any] = {
     "connection-type": "footprints",
-    "hook-class-name": "vendorflow.hooks.footprints.FootprintsHook",
+    "hook-class-name": "vendorflow.vendors.footprints.hook.FootprintsHook",
     "hook-name": "Footprints for Retail",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port"],

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from vendorflow.errors import VendorResponseError
-from vendorflow.hooks.base import VendorHook
+from vendorflow.hook import VendorHook
 from vendorflow.http.client import BearerAuth, VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
 from vendorflow.http.tokens import TokenManager, oauth2_token

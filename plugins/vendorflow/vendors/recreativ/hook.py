@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, ClassVar, Literal
 
-from vendorflow.datasets.spec import Records
+from vendorflow.http.records import Records
 from vendorflow.errors import VendorResponseError
-from vendorflow.hooks.base import VendorHook
+from vendorflow.hook import VendorHook
 from vendorflow.http.client import StaticHeaderAuth, VendorClient
 from vendorflow.http.paginate import records_at
 from vendorflow.http.ratelimit import shared_limiter

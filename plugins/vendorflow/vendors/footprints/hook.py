@@ -24,9 +24,9 @@ from typing import Any, ClassVar, Literal
 
 import requests
 
-from vendorflow.datasets.spec import Records
+from vendorflow.http.records import Records
 from vendorflow.errors import VendorResponseError
-from vendorflow.hooks.base import VendorHook
+from vendorflow.hook import VendorHook
 from vendorflow.http.client import QueryTokenAuth, VendorClient
 from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, numbered_pages, records_at
 from vendorflow.http.ratelimit import budget_key, shared_limiter

@@ -8,7 +8,7 @@ from vendorflow.forms import COMMON_FIELDS, number
 
 FORM: dict[str, Any] = {
     "connection-type": "recreativ",
-    "hook-class-name": "vendorflow.hooks.recreativ.RecreativHook",
+    "hook-class-name": "vendorflow.vendors.recreativ.hook.RecreativHook",
     "hook-name": "Recreativ",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port", "login"],

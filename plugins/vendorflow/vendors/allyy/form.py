@@ -8,7 +8,7 @@ from vendorflow.forms import COMMON_FIELDS, number, text
 
 FORM: dict[str, Any] = {
     "connection-type": "allyy",
-    "hook-class-name": "vendorflow.hooks.allyy.AllyyHook",
+    "hook-class-name": "vendorflow.vendors.allyy.hook.AllyyHook",
     "hook-name": "Allyy",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port"],

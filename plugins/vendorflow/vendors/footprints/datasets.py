@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.footprints import FootprintsHook
+    from vendorflow.vendors.footprints.hook import FootprintsHook
 
 LEAD_STATUSES = ["prospect", "lead", "sale_lead", "opportunity", "customer", "lost"]
 CODE_STATUSES = ["associated", "allocated", "redeemed", "blocked"]
@@ -65,8 +65,8 @@ def extract_leads(ctx: ExtractContext) -> Iterator[Records]:
             ctx.progress.set_total(page.total_pages, unit="pages")
         yield Records([_lead_row(dict(r)) for r in page], page.source, number=page.number)
     # Without X-Records the count is what the pages held: the check then guards the pipeline, not the vendor.
-    ctx.parameters["vendor_records"] = announced if announced is not None else received
-    ctx.parameters["vendor_records_announced"] = announced is not None
+    ctx.facts["vendor_records"] = announced if announced is not None else received
+    ctx.facts["vendor_records_announced"] = announced is not None
 
 
 LEADS = DatasetSpec(
@@ -137,7 +137,7 @@ def list_extractor(path: str) -> Callable[[ExtractContext], Iterator[Records]]:
             received += len(page)
             announced = page.total_records if page.total_records is not None else announced
             yield page
-        ctx.parameters["vendor_records"] = announced if announced is not None else received
+        ctx.facts["vendor_records"] = announced if announced is not None else received
 
     extract.__name__ = f"extract_{path.rsplit('/', 1)[-1]}"
     return extract
@@ -243,7 +243,7 @@ def extract_loyalty_campaigns(ctx: ExtractContext) -> Iterator[Records]:
     hook = _hook(ctx)
     campaigns = hook.loyalty_campaigns()
     active = {c.get("internalId") for c in hook.active_loyalty_campaigns()}
-    ctx.parameters["vendor_records"] = len(campaigns)
+    ctx.facts["vendor_records"] = len(campaigns)
     yield Records(({**c, "_active": c.get("internalId") in active} for c in campaigns), campaigns.source)
 
 
@@ -255,7 +255,7 @@ def extract_loyalty_codes(ctx: ExtractContext) -> Iterator[Records]:
         received += len(page)
         announced = page.total_records if page.total_records is not None else announced
         yield page
-    ctx.parameters["vendor_records"] = announced if announced is not None else received
+    ctx.facts["vendor_records"] = announced if announced is not None else received
 
 
 LOYALTY_CAMPAIGNS = DatasetSpec(

@@ -218,7 +218,7 @@ class AllyyUploadOperator(BaseOperator):
     manual runs); ``force`` (param) uploads again what Allyy already finished.
     Only published partitions with a manifest (they passed validation) are
     uploaded; asking for any other fails the task before anything is sent.
-    The task then defers to :class:`~vendorflow.triggers.allyy.AllyyUploadTrigger`
+    The task then defers to :class:`~vendorflow.vendors.allyy.triggers.AllyyUploadTrigger`
     until Allyy reports every upload finished or failed; a failed upload fails
     the task with Allyy's own messages.
 
@@ -251,7 +251,7 @@ class AllyyUploadOperator(BaseOperator):
     # -- helpers ---------------------------------------------------------------------------
 
     def _ledger(self) -> Any:
-        from vendorflow.datasets.allyy import UPLOADS_LEDGER
+        from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
         from vendorflow.ledger import Ledger
 
         return Ledger(UPLOADS_LEDGER)
@@ -295,7 +295,7 @@ class AllyyUploadOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         from vendorflow import settings
-        from vendorflow.hooks.allyy import AllyyHook
+        from vendorflow.vendors.allyy.hook import AllyyHook
         from vendorflow.pipeline.storage import Lake
 
         targets = {t.dataset: t for t in load_targets(Path(self.config) if self.config else None)}
@@ -348,7 +348,7 @@ class AllyyUploadOperator(BaseOperator):
         if rejected:
             # Allyy refused these already; the rest is still worth waiting for, then the task fails.
             self.log.error("Allyy refused %d upload(s):\n  - %s", len(rejected), "\n  - ".join(rejected))
-        from vendorflow.triggers.allyy import AllyyUploadTrigger
+        from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
 
         self.log.info("Waiting for Allyy to process %d upload(s) (checking every %g s, in the triggerer)", len(waits), self.poll_interval)
         self.defer(
@@ -364,7 +364,7 @@ class AllyyUploadOperator(BaseOperator):
 
     def _upload(self, hook: Any, ledger: Any, lake: Any, target: UploadTarget, dt: str, key: str,
                 manifest: Mapping[str, Any], seen_status: str | None) -> dict[str, Any]:
-        from vendorflow.hooks.allyy import UPLOAD_WIRE
+        from vendorflow.vendors.allyy.hook import UPLOAD_WIRE
         from vendorflow.progress import Progress
 
         progress = Progress(f"allyy upload {key}", log=self.log, unit="files")
@@ -404,7 +404,7 @@ class AllyyUploadOperator(BaseOperator):
         return self._wait_spec(key, data)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from vendorflow.hooks.allyy import upload_messages, upload_state
+        from vendorflow.vendors.allyy.hook import upload_messages, upload_state
 
         ledger = self._ledger()
         problems: list[str] = []

@@ -8,7 +8,7 @@ from vendorflow.forms import COMMON_FIELDS, number, text
 
 FORM: dict[str, Any] = {
     "connection-type": "recomendo",
-    "hook-class-name": "vendorflow.hooks.recomendo.RecomendoHook",
+    "hook-class-name": "vendorflow.vendors.recomendo.hook.RecomendoHook",
     "hook-name": "Recomendo",
     "ui-field-behaviour": {
         "hidden-fields": ["schema", "port"],

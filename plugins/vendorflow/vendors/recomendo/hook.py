@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from requests.auth import HTTPBasicAuth
 
 from vendorflow.errors import VendorAPIError, VendorResponseError
-from vendorflow.hooks.base import VendorHook
+from vendorflow.hook import VendorHook
 from vendorflow.http.client import BearerAuth, VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
 from vendorflow.http.retry import RetryPolicy

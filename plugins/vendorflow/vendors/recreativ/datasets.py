@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.recreativ import RecreativHook
+    from vendorflow.vendors.recreativ.hook import RecreativHook
 
 
 def _hook(ctx: ExtractContext) -> RecreativHook:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, param
 
 if TYPE_CHECKING:
-    from vendorflow.hooks.allyy import AllyyHook
+    from vendorflow.vendors.allyy.hook import AllyyHook
 
 # The ledger the upload task writes (key ``<vendor>/<dataset>/dt=<date>``), published as ``allyy/uploads``.
 UPLOADS_LEDGER = "allyy_uploads"
@@ -23,7 +23,7 @@ def extract_models(ctx: ExtractContext) -> Iterator[Records]:
     for page in _hook(ctx).models_pages():
         received += len(page)
         # totalItemsCount: the snapshot must hold exactly as many models as Allyy announced.
-        ctx.parameters["models_announced"] = page.total_records if page.total_records is not None else received
+        ctx.facts["models_announced"] = page.total_records if page.total_records is not None else received
         yield page
 
 

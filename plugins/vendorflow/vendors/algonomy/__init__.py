@@ -1,0 +1,1 @@
+"""Algonomy: hook, connection form, datasets, actions and operators."""

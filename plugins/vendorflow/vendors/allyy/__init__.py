@@ -1,0 +1,1 @@
+"""Allyy: hook, connection form, datasets, actions and operators."""

@@ -1,0 +1,1 @@
+"""Footprints: hook, connection form, datasets."""

@@ -1,0 +1,1 @@
+"""Recomendo: hook, connection form, datasets, actions and operators."""

@@ -1,0 +1,1 @@
+"""Recreativ: hook, connection form, datasets."""
