@@ -12,6 +12,7 @@ Knobs: ``BENCH_EVENTS`` (5000), ``BENCH_LATENCY_MS`` (60), ``BENCH_CONCURRENCY``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -44,7 +45,7 @@ def main() -> None:
         print(f"{'path':<22} {'seconds':>8} {'events/s':>9} {'of best':>8} {'auth calls':>10} {'429s':>5}")
         from vendorflow.vendors.recomendo.hook import RecomendoHook
         from vendorflow.ledger import Ledger
-        from vendorflow.vendors.recomendo.operators import PlannedEvent, RecomendoEventsOperator
+        from vendorflow.vendors.recomendo.events import EventFeed, PlannedEvent
         from vendorflow.progress import Progress
 
         for path in ("hook", "hook + ledger"):
@@ -59,8 +60,8 @@ def main() -> None:
                 accepted = sum(o.accepted for o in hook.send_events(batch))
             else:
                 planned = [PlannedEvent(f"bench:{i}", str(i), e["entityId"], e) for i, e in enumerate(batch)]
-                operator = RecomendoEventsOperator(task_id="bench")
-                counts = operator._send(hook, Ledger("recomendo_events"), planned, date(2024, 3, 1), "bench", Progress("bench", every=3600))
+                feed = EventFeed(hook, Ledger("recomendo_events"), "bench", logging.getLogger("bench"))
+                counts = feed._send(planned, date(2024, 3, 1), Progress("bench", every=3600))
                 accepted = counts["accepted"]
             seconds = time.monotonic() - started
             assert accepted == n, f"{accepted} of {n} accepted"

@@ -132,7 +132,7 @@ def test_a_request_inside_the_window_waits_deferred_and_is_then_sent(
 ) -> None:
     from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.vendors.recomendo.operators import TrainingGuard
+    from vendorflow.vendors.recomendo.training import TrainingGuard
 
     # A training made just now by someone else sharing the ledger (another run, another worker).
     hook = RecomendoHook()
@@ -170,7 +170,8 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
 
     from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.vendors.recomendo.operators import RecomendoTrainingOperator, TrainingGuard
+    from vendorflow.vendors.recomendo.operators import RecomendoTrainingOperator
+    from vendorflow.vendors.recomendo.training import TrainingGuard
 
     hook = RecomendoHook()
     guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)

@@ -18,7 +18,7 @@ def ask_at_once(barrier: Any, n: int, results: Any, claim_when_due: bool = False
     """One worker process: ready its hook and token, wait for the others, then ask for a training."""
     from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.vendors.recomendo.operators import TrainingGuard
+    from vendorflow.vendors.recomendo.training import TrainingGuard
 
     hook = RecomendoHook()
     guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)
@@ -39,7 +39,7 @@ def trainings(sandbox: Sandbox, conn: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_ten_processes_asking_at_once_make_exactly_one_train_call(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
     import vendorflow.vendors.recomendo.hook  # noqa: F401 - imported once here, inherited by the forked workers
-    import vendorflow.vendors.recomendo.operators  # noqa: F401
+    import vendorflow.vendors.recomendo.training  # noqa: F401
 
     conn = connect("recomendo")  # the real 1800 s window
     processes = 10
@@ -67,7 +67,7 @@ def test_ten_processes_asking_at_once_make_exactly_one_train_call(sandbox: Sandb
 def test_a_pending_training_is_made_once_its_window_opens(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.vendors.recomendo.operators import TrainingGuard
+    from vendorflow.vendors.recomendo.training import TrainingGuard
 
     sandbox.configure("recomendo", train_interval_seconds=2)
     # The guard starts the window when it records a call, Recomendo when the call arrives: the
@@ -92,10 +92,10 @@ def test_a_pending_training_is_made_once_its_window_opens(sandbox: Sandbox, conn
 
 def test_ten_processes_claiming_a_due_training_at_once_make_one_call(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
     import vendorflow.vendors.recomendo.hook  # noqa: F401
-    import vendorflow.vendors.recomendo.operators  # noqa: F401
+    import vendorflow.vendors.recomendo.training  # noqa: F401
     from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
-    from vendorflow.vendors.recomendo.operators import TrainingGuard
+    from vendorflow.vendors.recomendo.training import TrainingGuard
 
     sandbox.configure("recomendo", train_interval_seconds=3)
     conn = connect("recomendo", training_interval_seconds=3, training_margin_seconds=0.5)

@@ -11,7 +11,8 @@ import pytest
 from include.sandbox.recomendo import validate_event
 from vendorflow.vendors.recomendo.datasets import quota_status
 from vendorflow.ledger import Ledger
-from vendorflow.vendors.recomendo.operators import TrainingGuard, event_time, lead_events, leads_dts
+from vendorflow.vendors.recomendo.events import event_time, lead_events, leads_dts
+from vendorflow.vendors.recomendo.training import TrainingGuard
 
 LEAD = {
     "lead_id": "5b73fhfc4f58363318b82443", "client_id": "5cs37a5083e3aa47a4a6a03e", "offer_id": "5cf92a83bc790a5cf99e35cf",
@@ -203,7 +204,7 @@ def test_the_token_lifetime_is_read_from_the_jwt_exp_claim() -> None:
 
 
 def test_two_runs_fed_the_same_leads_never_send_the_same_event(tmp_path: Path) -> None:
-    from vendorflow.vendors.recomendo.operators import claim_events
+    from vendorflow.vendors.recomendo.events import claim_events
 
     ledger = Ledger("recomendo_events", tmp_path / "ledger.sqlite")
     planned = [p for n in range(5) for p in lead_events({**LEAD, "lead_id": f"l{n}"}, account="a")]
@@ -217,7 +218,7 @@ def test_two_runs_fed_the_same_leads_never_send_the_same_event(tmp_path: Path) -
 
 
 def test_a_failing_run_releases_its_claims_at_once(tmp_path: Path) -> None:
-    from vendorflow.vendors.recomendo.operators import claim_events, release_events
+    from vendorflow.vendors.recomendo.events import claim_events, release_events
 
     ledger = Ledger("recomendo_events", tmp_path / "ledger.sqlite")
     planned = lead_events(LEAD, account="a")

@@ -147,7 +147,7 @@ def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
 def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
     from vendorflow.vendors.algonomy.datasets import ACCEPTED, FAILED, LEDGER, REQUESTED
     from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
-    from vendorflow.vendors.recomendo.datasets import TRAINING_LEDGER
+    from vendorflow.vendors.recomendo import training as recomendo_training
 
     from vendorflow.ledger import Ledger
 
@@ -163,21 +163,15 @@ def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
     for entry in _newest(Ledger(UPLOADS_LEDGER).entries(), limit):
         found.uploads.append({"upload": entry.key, "status": entry.status,
                               "message": entry.data.get("message"), "updated_at": entry.updated_at.isoformat(timespec="seconds")})
-    training = Ledger(TRAINING_LEDGER)
-    for entry in training.entries():
-        if not entry.key.startswith("state:"):
-            continue
+    trainings = recomendo_training.read_training_ledger(Ledger(recomendo_training.LEDGER))
+    for account, entry in trainings.states.items():
         last = entry.data.get("last_call_at")
-        pending = entry.data.get("pending")
-        due = None
-        if pending:
-            pending_entry = training.get(f"training:{pending}")
-            due = pending_entry.data.get("due_at") if pending_entry else None
+        pending = trainings.trainings.get(entry.data.get("pending") or "")
         found.training.append({
-            "account": entry.key.removeprefix("state:"),
+            "account": account,
             "last_call_at": _iso(last),
             "next_allowed_at": _iso(float(last) + training_interval) if last is not None else "now",
-            "pending_due_at": _iso(due),
+            "pending_due_at": _iso(pending.data.get("due_at") if pending else None),
             "trained_until": _iso(entry.data.get("covered_until")),
         })
     return found

@@ -2,7 +2,8 @@
 (events sent, training requests) published from the ledger so analysts can read them.
 
 ``recomendo/events_sent`` and ``recomendo/training_requests`` are views of the
-durable ledgers (:mod:`vendorflow.vendors.recomendo.operators`): a partition is
+durable ledgers (:mod:`~vendorflow.vendors.recomendo.events`,
+:mod:`~vendorflow.vendors.recomendo.training`): a partition is
 rebuilt from the ledger and replaced as a whole, so a rerun never duplicates a
 row and always shows the latest state.
 """
@@ -13,13 +14,12 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, pages_of
+from vendorflow.vendors.recomendo import events, training
 
 if TYPE_CHECKING:
     from vendorflow.vendors.recomendo.hook import RecomendoHook
 
-EVENTS_LEDGER = "recomendo_events"
-TRAINING_LEDGER = "recomendo_training"
 
 
 def quota_status(usages: list[dict[str, Any]], warning_share: float, monthly_quota: int | None = None) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
 
     def row(entry: Any) -> dict[str, Any] | None:
         data = entry.data
-        if data.get("dt") != day or entry.status not in ("accepted", "rejected", "skipped"):
+        if data.get("dt") != day or entry.status not in events.FINAL:
             return None  # "sending": claimed by a run, outcome not known yet
         event = data.get("event") or {}
         return {
@@ -89,30 +89,25 @@ def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
             "run_id": data.get("run_id"),
         }
 
-    yield from ledger_pages(EVENTS_LEDGER, row)
+    yield from ledger_pages(events.LEDGER, row)
 
 
 def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
     from vendorflow.ledger import Ledger
 
     day = ctx.dt.isoformat()
-    ledger = Ledger(TRAINING_LEDGER)
-    trainings = {e.key: e for e in ledger.entries() if e.key.startswith("training:")}
+    ledger = training.read_training_ledger(Ledger(training.LEDGER))
 
     def instant(epoch: Any) -> str | None:
         return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat() if epoch is not None else None
 
-    def row(entry: Any) -> dict[str, Any] | None:
-        if not entry.key.startswith("ask:"):
-            return None
+    def row(entry: Any) -> dict[str, Any]:
         data = entry.data
-        if instant(data["asked_at"])[:10] != day:  # type: ignore[index]
-            return None
-        training = trainings.get(f"training:{data['training_id']}") if data.get("training_id") else None
-        t = training.data if training else {}
-        status = training.status if training else ("skipped" if entry.status == "skipped" else "unknown")
+        found = ledger.trainings.get(data["training_id"]) if data.get("training_id") else None
+        t = found.data if found else {}
+        status = found.status if found else (training.SKIPPED if entry.status == training.SKIPPED else "unknown")
         return {
-            "request_key": data.get("ask_key", entry.key[4:]),
+            "request_key": data["ask_key"],
             "training_id": data["training_id"],
             "asked_at": instant(data["asked_at"]),
             "run_id": data.get("run_id"),
@@ -124,7 +119,8 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
             "answer": t.get("message") or data.get("message"),
         }
 
-    yield from ledger_pages(TRAINING_LEDGER, row)
+    asks = (entry for entry in ledger.asks if (instant(entry.data["asked_at"]) or "")[:10] == day)
+    yield from pages_of((row(entry) for entry in asks), f"ledger {training.LEDGER}")
 
 
 USAGE = DatasetSpec(
@@ -170,7 +166,7 @@ EVENTS_SENT = DatasetSpec(
     ),
     key=("event_key",),
     expectations=(
-        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=["accepted", "rejected", "skipped"]),
+        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=list(events.FINAL)),
         Expect("ExpectColumnValuesToBeUnique", column="event_id"),
     ),
     extract=extract_events_sent,
@@ -196,7 +192,7 @@ TRAINING_REQUESTS = DatasetSpec(
     key=("request_key",),
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="training_status",
-               value_set=["pending", "sending", "sent", "failed", "refused", "skipped", "unknown"]),
+               value_set=[*training.TRAINING_STATUSES, training.SKIPPED, "unknown"]),
     ),
     extract=extract_training_requests,
 )
