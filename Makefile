@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The browser tests drive Debian's Chromium through Playwright (no browser download); installed when missing.
+# Defined before any rule that lists it: make expands prerequisites as it reads them.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install install-dev demo test test-fast sandbox airflow bench clean
 
@@ -32,9 +36,6 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev $(CHROMIUM)
 
-# The browser tests drive Debian's Chromium through Playwright (no browser download); installed when missing.
-CHROMIUM ?= /usr/bin/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "the browser tests need Chromium at $(CHROMIUM): install it, or set CHROMIUM=/path/to/chromium"; exit 1; }
 	$(SUDO) apt-get update -q
