@@ -36,7 +36,7 @@ from datetime import date
 sys.path[:0] = {paths!r}
 from vendorflow.vendors.algonomy.hook import AlgonomyHook
 from vendorflow.ledger import Ledger
-from vendorflow.vendors.algonomy.operators import LEDGER, record_requested, send_pending
+from vendorflow.vendors.algonomy.optouts import LEDGER, record_requested, send_pending
 ids = [f"{prefix}-{{i:06d}}" for i in range({count})]
 ledger = Ledger(LEDGER)
 record_requested(ledger, ids, source="bench", run_id="bench", dt=date(2024, 3, 1))

@@ -24,7 +24,7 @@ import json, os, sys, threading, time
 sys.path[:0] = [{root!r}, {plugins!r}]
 from pathlib import Path
 import pyarrow as pa, pyarrow.compute, pyarrow.csv, pyarrow.parquet  # loaded before the baseline: code, not data
-from vendorflow.vendors.allyy.operators import export_partition
+from vendorflow.pipeline.export import export_partition
 
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -34,7 +34,8 @@ from airflow.sdk import DAG, AssetAny, Param, task
 
 from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
-from vendorflow.vendors.allyy.operators import AllyyUploadOperator, load_targets
+from vendorflow.vendors.allyy.operators import AllyyUploadOperator
+from vendorflow.vendors.allyy.uploads import load_targets
 from vendorflow.operators.dataset import DatasetOperator
 
 TARGETS = load_targets()

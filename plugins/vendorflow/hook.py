@@ -17,6 +17,7 @@ from vendorflow.errors import ConfigError
 from vendorflow.http.client import DEFAULT_TIMEOUT, VendorClient
 from vendorflow.http.redact import redact_url
 from vendorflow.http.retry import RetryPolicy
+from vendorflow.http.tokens import TokenManager
 
 # The range every numeric extra must fall in, with its unit, checked before the first request: a
 # typo (a rate of 0.000001/s stalls a credential for days; a concurrency of 10000 starts thousands
@@ -205,6 +206,16 @@ class VendorHook(BaseHook):
 
     def build_client(self) -> VendorClient:
         raise NotImplementedError
+
+    @property
+    def tokens(self) -> TokenManager:
+        """The shared token cache of this connection's credential (hooks whose auth fetches tokens)."""
+        from vendorflow.http.auth import RefreshableAuth
+
+        auth = self.client.auth
+        if not isinstance(auth, RefreshableAuth):
+            raise TypeError(f"{self.vendor_name} authenticates without tokens")
+        return auth.tokens
 
     def get_conn(self) -> VendorClient:
         return self.client

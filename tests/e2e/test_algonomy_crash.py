@@ -53,7 +53,7 @@ def optouts(sandbox: Sandbox) -> dict[str, Any]:
 
 
 def ledger_statuses() -> dict[str, str]:
-    from vendorflow.vendors.algonomy.operators import open_ledger
+    from vendorflow.vendors.algonomy.optouts import open_ledger
 
     return {entry.key: entry.status for entry in open_ledger().entries()}
 

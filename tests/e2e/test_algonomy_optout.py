@@ -128,7 +128,7 @@ def test_ui_trigger_with_bad_ids_is_refused_before_anything_is_sent(
     assert "item 3: 'a/b' contains '/'" in text
     assert "item 5:" in text and "is 300 characters long" in text
     assert sandbox.stats("algonomy")["requests"] == 0, "not even a token request"
-    from vendorflow.vendors.algonomy.operators import open_ledger
+    from vendorflow.vendors.algonomy.optouts import open_ledger
 
     assert open_ledger().count() == 0
     assert not (data_root / "algonomy" / "optouts").exists()

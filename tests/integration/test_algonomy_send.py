@@ -25,7 +25,7 @@ def optouts(sandbox: Sandbox) -> dict[str, Any]:
 
 @pytest.fixture
 def ledger(state_dir: Path) -> Any:
-    from vendorflow.vendors.algonomy.operators import open_ledger
+    from vendorflow.vendors.algonomy.optouts import open_ledger
 
     return open_ledger()
 
@@ -37,7 +37,7 @@ def hook() -> Any:
 
 
 def record(ledger: Any, ids: list[str]) -> None:
-    from vendorflow.vendors.algonomy.operators import record_requested
+    from vendorflow.vendors.algonomy.optouts import record_requested
 
     record_requested(ledger, ids, source="params", run_id="test", dt=date(2024, 3, 1))
 
@@ -65,7 +65,7 @@ def test_the_sandbox_refuses_an_expired_token_as_documented(sandbox: Sandbox) ->
 def test_errors_that_would_hit_every_id_stop_the_sending_and_leave_the_rest_pending(
     sandbox: Sandbox, connect, ledger: Any  # type: ignore[no-untyped-def]
 ) -> None:
-    from vendorflow.vendors.algonomy.operators import pending_user_ids, send_pending
+    from vendorflow.vendors.algonomy.optouts import pending_user_ids, send_pending
 
     sandbox.configure("algonomy", rate_limit=2000)
     connect("algonomy", retries=2, concurrency=4, **FAST)
@@ -92,7 +92,7 @@ def test_errors_that_would_hit_every_id_stop_the_sending_and_leave_the_rest_pend
 def test_a_refused_id_is_failed_with_the_vendors_message_and_the_others_go_on(
     sandbox: Sandbox, connect, ledger: Any  # type: ignore[no-untyped-def]
 ) -> None:
-    from vendorflow.vendors.algonomy.operators import send_pending
+    from vendorflow.vendors.algonomy.optouts import send_pending
 
     sandbox.configure("algonomy", rate_limit=2000)
     conn = connect("algonomy", **FAST)
@@ -105,7 +105,7 @@ def test_a_refused_id_is_failed_with_the_vendors_message_and_the_others_go_on(
 
 
 def test_two_senders_at_once_never_send_an_id_twice(sandbox: Sandbox, connect, ledger: Any) -> None:  # type: ignore[no-untyped-def]
-    from vendorflow.vendors.algonomy.operators import send_pending
+    from vendorflow.vendors.algonomy.optouts import send_pending
 
     sandbox.configure("algonomy", rate_limit=2000, latency_ms=2)
     connect("algonomy", concurrency=4, **FAST)

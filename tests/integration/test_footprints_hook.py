@@ -195,11 +195,11 @@ def test_malformed_answers_name_vendor_endpoint_and_problem(sandbox: Sandbox, co
 
 def test_an_announced_page_that_comes_back_empty_is_an_error(sandbox: Sandbox, conn: dict[str, Any]) -> None:
     sandbox.configure("footprints", leads_by_day={BUSY_DAY.isoformat(): 300}, lead_headers=True)
-    hook = FootprintsHook()
-    window = {"startDate": "2024-03-02", "endDate": "2024-03-02", "pageSize": 100}
-    assert len(hook._lead_page(window, 3, 3)) == 100
-    with pytest.raises(VendorResponseError, match="page 9 is empty although the vendor announced 3 pages"):
-        hook._lead_page(window, 9, 3)
+    sandbox.fault("footprints", "malformed", variant="empty_list", path="/api/lead", query="page=2")
+    pages = FootprintsHook().lead_pages(BUSY_DAY, BUSY_DAY, concurrency=1)
+    assert len(next(pages)) == 100
+    with pytest.raises(VendorResponseError, match="page 2 is empty although the vendor announced 3 pages"):
+        next(pages)
 
 
 @pytest.mark.parametrize(

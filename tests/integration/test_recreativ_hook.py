@@ -19,7 +19,7 @@ from include.sandbox.control import Sandbox
 from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.vendors.recreativ.hook import RecreativHook
-from vendorflow.http.paginate import bounded_map
+from vendorflow.http.concurrency import bounded_map
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import Lake
 

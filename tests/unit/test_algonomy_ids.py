@@ -6,15 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vendorflow.vendors.algonomy.hook import MAX_USER_ID_LENGTH, user_id_problem
-from vendorflow.vendors.algonomy.operators import (
-    BadUserIds,
-    clean_user_ids,
-    file_user_ids,
-    param_user_ids,
-    pending_user_ids,
-    record_requested,
-)
+from vendorflow.vendors.algonomy.ids import MAX_USER_ID_LENGTH, user_id_problem
+from vendorflow.vendors.algonomy.ids import BadUserIds, clean_user_ids, file_user_ids, param_user_ids
+from vendorflow.vendors.algonomy.optouts import pending_user_ids, record_requested
 
 
 @pytest.mark.parametrize("good", ["123", "a-b_c.d", "user@example.com", "ÄÖü-ß", "x" * MAX_USER_ID_LENGTH, "a+b?c#d%20"])

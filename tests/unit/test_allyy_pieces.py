@@ -23,9 +23,8 @@ from vendorflow.vendors.allyy.hook import (
     FILE_PART, UPLOAD_WIRE, MultipartFile, envelope_problems, upload_messages, upload_state,
 )
 from vendorflow.http.paginate import OffsetPaginator, PaginationError
-from vendorflow.vendors.allyy.operators import (
-    export_partition, load_targets, parse_partition, partition_key, triggered_partitions,
-)
+from vendorflow.pipeline.export import export_partition
+from vendorflow.vendors.allyy.uploads import load_targets, parse_partition, partition_key, triggered_partitions
 
 # --- configuration -------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 
 from vendorflow.vendors.footprints.datasets import LEADS, extract_leads
 from vendorflow.datasets.spec import ExtractContext, Records
-from vendorflow.http.paginate import numbered_pages
+from vendorflow.http.paginate import Page, PageNumberPaginator, walk_pages
 from vendorflow.pipeline.convert import BatchBuilder
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.validate import validate_table
@@ -120,6 +120,23 @@ def test_each_real_life_fault_fails_its_expectation(tmp_path: Path) -> None:
     assert "2 unexpected values" in between  # the day before and the next day, the day's bounds exclusive at midnight
 
 
+class _Headers:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def numbered_pages(fetch: Any, *, stop: int | None, concurrency: int) -> Any:
+    """Pages 1, 2, ... through the one paging loop, with ``stop`` announced as the page count."""
+
+    def page(query: dict[str, Any]) -> Page:
+        records = fetch(query["page"])
+        headers = {"X-Total-Pages": str(stop)} if stop is not None else {}
+        return Page(list(records), records, _Headers(headers), records.source)  # type: ignore[arg-type]
+
+    paginator = PageNumberPaginator(total_pages_header="X-Total-Pages")
+    return walk_pages(page, paginator, vendor="Footprints", concurrency=concurrency)
+
+
 def test_numbered_pages_stop_at_the_first_empty_page_and_keep_order() -> None:
     fetched: list[int] = []
     lock = threading.Lock()
@@ -130,12 +147,12 @@ def test_numbered_pages_stop_at_the_first_empty_page_and_keep_order() -> None:
             fetched.append(n)
         return Records([{"n": n}] * (2 if n < 10 else 0), f"page {n}", number=n)
 
-    pages = list(numbered_pages(fetch, start=2, stop=None, concurrency=4))
-    assert [p.number for p in pages] == list(range(2, 10))
+    pages = list(numbered_pages(fetch, stop=None, concurrency=4))
+    assert [p.number for p in pages] == list(range(1, 10))  # the empty page 10 ends it
     assert max(fetched) <= 10 + 3  # at most a window past the first empty page
     fetched.clear()
-    assert [p.number for p in numbered_pages(fetch, start=2, stop=5, concurrency=3)] == [2, 3, 4, 5]
-    assert sorted(fetched) == [2, 3, 4, 5]
+    assert [p.number for p in numbered_pages(fetch, stop=5, concurrency=3)] == [1, 2, 3, 4, 5]
+    assert sorted(fetched) == [1, 2, 3, 4, 5]
 
 
 def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
@@ -154,7 +171,7 @@ def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
         return Records([{"n": n}], "x", number=n)
 
     consumed = 0
-    for _ in numbered_pages(fetch, start=1, stop=60, concurrency=5):
+    for _ in numbered_pages(fetch, stop=60, concurrency=5):
         consumed += 1
         time.sleep(0.002)  # a slow consumer (the Parquet writer) does not let pages pile up
     assert consumed == 60 and most <= 5

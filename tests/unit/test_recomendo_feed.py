@@ -194,7 +194,8 @@ def test_the_sandbox_accepts_the_iso_8601_forms_clients_send(when: str) -> None:
 
 def test_the_token_lifetime_is_read_from_the_jwt_exp_claim() -> None:
     from include.sandbox.recomendo import make_jwt
-    from vendorflow.vendors.recomendo.hook import DEFAULT_TOKEN_LIFETIME, jwt_claims, token_lifetime
+    from vendorflow.http.auth import jwt_claims
+    from vendorflow.vendors.recomendo.hook import DEFAULT_TOKEN_LIFETIME, token_lifetime
 
     token = make_jwt("client", 1_000.0, 3600)
     assert jwt_claims(token)["clientId"] == "client"

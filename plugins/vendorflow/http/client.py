@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit, parse_qsl
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import tenacity
@@ -23,72 +23,13 @@ from vendorflow.http.deadline import DeadlineAdapter, deadline
 from vendorflow.http.ratelimit import RateLimiter
 from vendorflow.http.redact import install_log_redaction, redact_params, redact_text
 from vendorflow.http.retry import RetryableError, RetryPolicy, parse_retry_after
-from vendorflow.http.tokens import TokenManager, mask
+from vendorflow.http.auth import RefreshableAuth
+from vendorflow.http.tokens import mask
 
 log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read
-
-
-# --- authentication -----------------------------------------------------------------
-
-
-class StaticHeaderAuth(requests.auth.AuthBase):
-    """A fixed secret in a header (Recreativ's ``Auth-Token``)."""
-
-    def __init__(self, header: str, value: str) -> None:
-        self.header, self._value = header, value
-        mask(value)
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers[self.header] = self._value
-        return request
-
-    def __repr__(self) -> str:
-        return f"StaticHeaderAuth({self.header!r})"
-
-
-class RefreshableAuth(requests.auth.AuthBase):
-    """Auth whose token comes from a :class:`TokenManager` and is replaced once after a 401."""
-
-    def __init__(self, tokens: TokenManager) -> None:
-        self.tokens = tokens
-
-    def token_in(self, request: requests.PreparedRequest) -> str | None:
-        raise NotImplementedError
-
-    def refresh(self, failed: requests.PreparedRequest) -> None:
-        used = self.token_in(failed)
-        if used:
-            self.tokens.invalidate(used)
-
-
-class BearerAuth(RefreshableAuth):
-    """``Authorization: Bearer <token>``."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.tokens.get()}"
-        return request
-
-    def token_in(self, request: requests.PreparedRequest) -> str | None:
-        header = request.headers.get("Authorization", "")
-        return header[7:] if header.startswith("Bearer ") else None
-
-
-class QueryTokenAuth(RefreshableAuth):
-    """The token as a query parameter (Footprints' ``access_token``). URLs carrying it are never printed."""
-
-    def __init__(self, tokens: TokenManager, param: str = "access_token") -> None:
-        super().__init__(tokens)
-        self.param = param
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.prepare_url(request.url, {self.param: self.tokens.get()})
-        return request
-
-    def token_in(self, request: requests.PreparedRequest) -> str | None:
-        return dict(parse_qsl(urlsplit(request.url or "").query)).get(self.param)
 
 
 # --- responses ----------------------------------------------------------------------
@@ -183,6 +124,8 @@ class VendorClient:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
         self.auth = auth
+        if isinstance(auth, RefreshableAuth):
+            auth.bind(self)  # its token requests go through this client
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self.timeout = timeout

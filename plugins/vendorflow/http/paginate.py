@@ -1,37 +1,75 @@
-"""Paginators: small state machines that say where the next page is and when to stop.
+"""The one paging loop, driven by paginators: small state machines that say where the next page is
+and when to stop.
 
-Each follows the same three steps as dlt's REST client (``init_request``,
-``update_state``, ``update_request``) and a ``has_next_page`` flag, so the
-loop in :func:`iterate_pages` is the only control flow and every paginator is
-tested with a fake response. Pagination stops only on the vendor's own signal
-(a total-pages header, a total-results field, an empty page): a page shorter
-than asked proves nothing, because page-size caps are not documented.
+Each paginator follows the same three steps as dlt's REST client
+(``init_request``, ``update_state``, ``update_request``) and a
+``has_next_page`` flag, so :func:`walk_pages` is the only control flow and
+every paginator is tested with a fake page.
+
+Pagination stops only on the vendor's own signal (a page-count header, a
+total-records field, an empty page): a page shorter than asked proves
+nothing, because vendors cap page sizes without saying so. That rule lives in
+:meth:`Paginator.end_signal` and nowhere else.
+
+Page-numbered listings may be fetched ``concurrency`` pages at a time
+(:attr:`Paginator.prefetch`): the pages are still handed to the paginator and
+yielded in order, so the result is the same as one at a time; with an
+announced page count exactly those pages are fetched, without one at most
+``concurrency - 1`` requests go past the empty page that ends the listing.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import logging
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from vendorflow.http.records import Records
 from vendorflow.errors import VendorResponseError
+from vendorflow.http.concurrency import bounded_map
+from vendorflow.http.records import Records
 
 if TYPE_CHECKING:
     from vendorflow.http.client import Params, VendorClient
 
-T = TypeVar("T")
-R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 class PaginationError(Exception):
-    """The vendor's pagination signals contradict each other."""
+    """The vendor's pagination signals contradict each other, or are not numbers."""
+
+
+@dataclass
+class Page:
+    """One answer of a listing: its records, the decoded body and the response (for headers)."""
+
+    records: list[Mapping[str, Any]]
+    body: Any
+    response: requests.Response | None
+    endpoint: str
+
+
+Fetch = Callable[[dict[str, Any]], Page]
+
+
+def count(value: Any, what: str) -> int | None:
+    """A vendor's page or record count: ``None`` when absent, else a whole number or a :class:`PaginationError`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise PaginationError(f"{what} is {value!r}, not a number")
+    try:
+        return int(value)
+    except ValueError:
+        raise PaginationError(f"{what} is {value!r}, not a number") from None
+
+
+def _announced(value: Any, what: str, before: int | None) -> int | None:
+    counted = count(value, what)
+    return before if counted is None else counted
 
 
 class Paginator:
@@ -41,6 +79,9 @@ class Paginator:
     total_pages: int | None = None
     total_records: int | None = None
     page_number: int = 1
+    size: int | None = None  # the page size asked for, when the paginator asks for one
+    prefetch: bool = False  # the next pages' requests do not depend on this page's records
+    records_decide: bool = True  # an announced record count may end the listing (not only report it)
 
     def init_request(self, params: MutableMapping[str, Any]) -> None:
         self.has_next_page = True
@@ -51,16 +92,28 @@ class Paginator:
     def update_request(self, params: MutableMapping[str, Any]) -> None:
         pass
 
+    def ahead(self, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The requests of the pages after the current one, for fetching ahead (:attr:`prefetch`)."""
+        raise NotImplementedError
+
+    def end_signal(self, records_seen: int, records: list[Any]) -> bool:
+        """Whether there is another page, by the vendor's signal alone: the announced page count,
+        else the announced record count, else a non-empty page. Never the page's length against
+        the size asked for. A signal promising more after an empty page is a contradiction."""
+        if self.total_pages is not None:
+            more = self.page_number - getattr(self, "start", 1) + 1 < self.total_pages
+        elif self.total_records is not None and self.records_decide:
+            more = records_seen < self.total_records
+        else:
+            more = bool(records)
+        if more and not records:
+            announced = f"{self.total_pages} pages" if self.total_pages is not None else f"{self.total_records} records"
+            raise PaginationError(f"page {self.page_number} is empty although the vendor announced {announced}")
+        return more
+
 
 class SinglePage(Paginator):
     """Endpoints that return everything at once."""
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @dataclass
@@ -70,8 +123,13 @@ class PageNumberPaginator(Paginator):
     - ``total_pages_header``: a header with the page count (``X-Total-Pages``);
     - ``total_records_key``: a body field with the record count (``totalResults``);
     - ``total_records_header``: a header with the record count (``X-Records``), kept
-      as ``total_records`` for row-count checks (the page count still decides);
-    - neither: stop at the first empty page.
+      as ``total_records`` for row-count checks; it ends the listing only when no
+      page count came and ``records_decide`` (the default) is set;
+    - neither: stop at the first empty page, or after the first page when
+      ``one_page_without_count`` (a listing that pages only when it says so).
+
+    ``first_page_param=False`` asks for the first page without the page
+    parameter (an API whose unpaged answer is its first page).
     """
 
     page_param: str = "page"
@@ -81,42 +139,50 @@ class PageNumberPaginator(Paginator):
     total_pages_header: str | None = None
     total_records_key: str | None = None
     total_records_header: str | None = None
+    one_page_without_count: bool = False
+    first_page_param: bool = True
+    records_decide: bool = True
     max_pages: int = 100_000
     records_seen: int = field(default=0, init=False)
+    prefetch: bool = field(default=True, init=False)
 
     def init_request(self, params: MutableMapping[str, Any]) -> None:
         self.has_next_page = True
         self.page_number = self.start
         self.records_seen = 0
-        params[self.page_param] = self.page_number
         if self.size_param and self.size:
             params[self.size_param] = self.size
+        if self.first_page_param:
+            params[self.page_param] = self.page_number
 
     def update_state(self, response: requests.Response | None, body: Any, records: list[Any]) -> None:
         self.records_seen += len(records)
-        if self.total_pages_header and response is not None:
-            self.total_pages = _int_or_none(response.headers.get(self.total_pages_header))
+        headers = response.headers if response is not None else {}
+        # An announcement stands until the vendor makes another: a later page without the
+        # header does not take back the count the first page gave.
+        if self.total_pages_header:
+            self.total_pages = _announced(headers.get(self.total_pages_header), self.total_pages_header, self.total_pages)
         if self.total_records_key and isinstance(body, Mapping):
-            self.total_records = _int_or_none(body.get(self.total_records_key))
-        if self.total_records_header and response is not None:
-            self.total_records = _int_or_none(response.headers.get(self.total_records_header))
-        pages_done = self.page_number - self.start + 1
-        if self.total_pages is not None:
-            self.has_next_page = pages_done < self.total_pages
-        elif self.total_records is not None:
-            self.has_next_page = self.records_seen < self.total_records
+            self.total_records = _announced(body.get(self.total_records_key), self.total_records_key, self.total_records)
+        if self.total_records_header:
+            self.total_records = _announced(headers.get(self.total_records_header), self.total_records_header,
+                                            self.total_records)
+        if self.one_page_without_count and self.total_pages is None:
+            self.has_next_page = False
         else:
-            self.has_next_page = bool(records)
-        if self.has_next_page and not records:
-            # The vendor's total promises more, yet the page is empty: looping on would never end.
-            announced = f"{self.total_pages} pages" if self.total_pages is not None else f"{self.total_records} records"
-            raise PaginationError(f"page {self.page_number} is empty although the vendor announced {announced}")
-        if pages_done >= self.max_pages:
+            self.has_next_page = self.end_signal(self.records_seen, records)
+        if self.page_number - self.start + 1 >= self.max_pages:
             self.has_next_page = False
 
     def update_request(self, params: MutableMapping[str, Any]) -> None:
         self.page_number += 1
         params[self.page_param] = self.page_number
+
+    def ahead(self, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        last = self.start + self.total_pages - 1 if self.total_pages is not None else None
+        numbers = range(self.page_number + 1, last + 1) if last is not None else itertools.count(self.page_number + 1)
+        for number in numbers:
+            yield {**params, self.page_param: number}
 
 
 @dataclass
@@ -124,8 +190,8 @@ class OffsetPaginator(Paginator):
     """``take``/``skip`` paging (Allyy): skip by the records received until the vendor's total is reached.
 
     ``total_records_key`` names the body field with the total (``totalItemsCount``);
-    without it, an empty page ends the listing. A page shorter than ``take`` is
-    not the end: the server may cap ``take`` without saying so.
+    without it, an empty page ends the listing. Each request depends on what the
+    last page held, so these pages are fetched one at a time.
     """
 
     take_param: str = "take"
@@ -139,21 +205,20 @@ class OffsetPaginator(Paginator):
         self.has_next_page = True
         self.page_number = 1
         self.skip = 0
+        self.size = self.take
         params[self.take_param] = self.take
         params[self.skip_param] = self.skip
 
     def update_state(self, response: requests.Response | None, body: Any, records: list[Any]) -> None:
         self.skip += len(records)
         if self.total_records_key and isinstance(body, Mapping):
-            self.total_records = _int_or_none(body.get(self.total_records_key))
-        if self.total_records is not None:
-            self.has_next_page = self.skip < self.total_records
-            if self.has_next_page and not records:
-                raise PaginationError(
-                    f"page {self.page_number} is empty after {self.skip} of the {self.total_records} records the vendor announced"
-                )
-        else:
-            self.has_next_page = bool(records)
+            self.total_records = count(body.get(self.total_records_key), self.total_records_key)
+        try:
+            self.has_next_page = self.end_signal(self.skip, records)
+        except PaginationError:
+            raise PaginationError(
+                f"page {self.page_number} is empty after {self.skip} of the {self.total_records} records the vendor announced"
+            ) from None
         if self.page_number >= self.max_pages:
             self.has_next_page = False
 
@@ -179,6 +244,82 @@ def records_at(body: Any, key: str | None = None, *, vendor: str, endpoint: str)
     return value
 
 
+def walk_pages(
+    fetch: Fetch,
+    paginator: Paginator | None = None,
+    *,
+    vendor: str,
+    params: Params = None,
+    concurrency: int = 1,
+) -> Iterator[Records]:
+    """Every page of a listing, in order, until the paginator says stop: the one paging loop.
+
+    The first page is always yielded (an empty listing is one empty page); an
+    empty page after it only ends the listing and is not yielded.
+
+    ``fetch`` makes one request and decodes it into a :class:`Page`. With
+    ``concurrency > 1`` and a paginator that can (:attr:`Paginator.prefetch`),
+    the pages after the first are fetched that many at a time; at most
+    ``concurrency`` pages wait in memory.
+    """
+    paginator = paginator or SinglePage()
+    query: dict[str, Any] = dict(params or {})
+    paginator.init_request(query)
+    first = fetch(dict(query))
+    yield _checked(paginator, first, vendor)
+    if paginator.has_next_page and paginator.size and len(first.records) < paginator.size:
+        log.info("%s %s: asked for %d records per page, got %d: reading on to the vendor's end signal",
+                 vendor, first.endpoint, paginator.size, len(first.records))
+    if not paginator.has_next_page:
+        return
+    if concurrency > 1 and paginator.prefetch:
+        pages = bounded_map(fetch, paginator.ahead(query), concurrency)
+        try:
+            for page in pages:
+                paginator.update_request(query)
+                records = _checked(paginator, page, vendor)
+                if records:  # the empty page that ends a listing is a signal, not a page of data
+                    yield records
+                if not paginator.has_next_page:
+                    return
+        finally:
+            pages.close()  # cancels the pages fetched ahead that nobody will read
+        return
+    while paginator.has_next_page:
+        paginator.update_request(query)
+        records = _checked(paginator, fetch(dict(query)), vendor)
+        if records:
+            yield records
+
+
+def _checked(paginator: Paginator, page: Page, vendor: str) -> Records:
+    try:
+        paginator.update_state(page.response, page.body, page.records)
+    except PaginationError as exc:
+        raise VendorResponseError(vendor, page.endpoint, str(exc)) from None
+    return Records(page.records, page.endpoint, number=paginator.page_number,
+                   total_pages=paginator.total_pages, total_records=paginator.total_records)
+
+
+def json_pages(
+    client: VendorClient, path: str, *, records_key: str | None = None, method: str = "GET", form: bool = False,
+) -> Fetch:
+    """How one page of a JSON listing is fetched: query parameters (or, with ``form``, a form body
+    sent with ``method``: Footprints' ``POST /api/loyaltyCode/list`` pages by a form field)."""
+    from vendorflow.http.client import decode_json
+
+    def fetch(query: dict[str, Any]) -> Page:
+        endpoint = client.describe(method, path, query)
+        if form:
+            response = client.request(method, path, data=query)
+            body = decode_json(response, client.vendor, endpoint)
+        else:
+            body, response = client.get_json(path, params=query)
+        return Page(records_at(body, records_key, vendor=client.vendor, endpoint=endpoint), body, response, endpoint)
+
+    return fetch
+
+
 def iterate_pages(
     client: VendorClient,
     path: str,
@@ -188,104 +329,8 @@ def iterate_pages(
     records_key: str | None = None,
     method: str = "GET",
     form: bool = False,
+    concurrency: int = 1,
 ) -> Iterator[Records]:
-    """Every page of a listing, one request at a time, until the paginator says stop.
-
-    ``form=True`` sends ``params`` and the paging fields as a form body (Footprints'
-    ``POST /api/loyaltyCode/list`` pages by a ``page`` form field), with ``method``.
-    """
-    from vendorflow.http.client import decode_json
-
-    paginator = paginator or SinglePage()
-    query: dict[str, Any] = dict(params or {})
-    paginator.init_request(query)
-    while True:
-        endpoint = client.describe(method, path, query)
-        if form:
-            response = client.request(method, path, data=dict(query))
-            body = decode_json(response, client.vendor, endpoint)
-        else:
-            body, response = client.get_json(path, params=dict(query))
-        records = records_at(body, records_key, vendor=client.vendor, endpoint=endpoint)
-        try:
-            paginator.update_state(response, body, records)
-        except PaginationError as exc:
-            raise VendorResponseError(client.vendor, endpoint, str(exc)) from None
-        yield Records(
-            records,
-            endpoint,
-            number=paginator.page_number,
-            total_pages=paginator.total_pages,
-            total_records=paginator.total_records,
-        )
-        if not paginator.has_next_page:
-            return
-        paginator.update_request(query)
-
-
-def bounded_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int) -> Iterator[R]:
-    """``map(fn, items)`` on up to ``concurrency`` threads, results in input order.
-
-    At most ``concurrency`` calls are in flight and at most ``concurrency``
-    results wait to be consumed, so memory stays bounded however many items
-    there are. The first exception is raised to the consumer after the
-    in-flight calls finish.
-    """
-    if concurrency <= 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vendorflow") as pool:
-        pending: deque[Future[R]] = deque()
-        iterator = iter(items)
-        try:
-            for item in iterator:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= concurrency:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-
-def numbered_pages(
-    fetch: Callable[[int], Records], *, start: int, stop: int | None, concurrency: int
-) -> Iterator[Records]:
-    """Pages ``start``, ``start + 1``, ... fetched ``concurrency`` at a time and yielded in order.
-
-    With ``stop`` (the last page, when the vendor announced the count) exactly
-    those pages are fetched. Without it, pages are fetched ahead in a window of
-    ``concurrency`` until the first empty page, the vendor's only end signal
-    (a short page proves nothing under an undocumented size cap); at most
-    ``concurrency - 1`` requests past the end are wasted. Memory holds at most
-    ``concurrency`` pages.
-    """
-    if stop is not None:
-        yield from bounded_map(fetch, range(start, stop + 1), concurrency)
-        return
-    pages = bounded_map(fetch, itertools.count(start), concurrency)
-    try:
-        for page in pages:
-            if not page:
-                return
-            yield page
-    finally:
-        pages.close()  # cancels the pages fetched ahead that nobody will read
-
-
-class Counter:
-    """A thread-safe counter for progress figures."""
-
-    def __init__(self) -> None:
-        self._value = 0
-        self._lock = threading.Lock()
-
-    def add(self, n: int = 1) -> int:
-        with self._lock:
-            self._value += n
-            return self._value
-
-    @property
-    def value(self) -> int:
-        return self._value
+    """Every page of a JSON listing (:func:`json_pages` walked by :func:`walk_pages`)."""
+    fetch = json_pages(client, path, records_key=records_key, method=method, form=form)
+    return walk_pages(fetch, paginator, vendor=client.vendor, params=params, concurrency=concurrency)

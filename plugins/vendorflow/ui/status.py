@@ -145,7 +145,7 @@ def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
 
 
 def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
-    from vendorflow.vendors.algonomy.datasets import ACCEPTED, FAILED, LEDGER, REQUESTED
+    from vendorflow.vendors.algonomy.optouts import ACCEPTED, FAILED, LEDGER, REQUESTED
     from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.vendors.recomendo import training as recomendo_training
 

@@ -10,7 +10,8 @@ import requests
 import responses
 
 from vendorflow.errors import VendorAPIError, VendorResponseError
-from vendorflow.http.client import BearerAuth, QueryTokenAuth, StaticHeaderAuth, VendorClient, decode_json
+from vendorflow.http.auth import BearerAuth, QueryTokenAuth, StaticHeaderAuth
+from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.retry import RetryPolicy
 from vendorflow.http.tokens import FileTokenStore, TokenManager
 

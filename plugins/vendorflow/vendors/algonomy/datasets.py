@@ -16,9 +16,7 @@ from typing import Any
 
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
 
-LEDGER = "algonomy_optouts"
-REQUESTED, ACCEPTED, FAILED = "requested", "accepted", "failed"
-STATUSES = (REQUESTED, ACCEPTED, FAILED)
+from vendorflow.vendors.algonomy.optouts import LEDGER, STATUSES
 
 
 def ledger_row(key: str, status: str, data: Mapping[str, Any], updated_at: Any) -> dict[str, Any]:

@@ -11,8 +11,6 @@ credential shared by every thread, process and worker.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -20,57 +18,14 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from vendorflow.errors import VendorResponseError
+from vendorflow.vendors.algonomy.ids import user_id_problem
 from vendorflow.hook import VendorHook
-from vendorflow.http.client import BearerAuth, VendorClient, decode_json
+from vendorflow.http.auth import BearerAuth, OAuth2ClientCredentials
+from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
-from vendorflow.http.tokens import TokenManager, oauth2_token
 
 TOKEN_PATH = "/profile-command/v1/oauth2/token"
 OPT_OUT_BODY: dict[str, Any] = {"type": "optOut", "enableOptOut": True}
-
-# The docs say only "userId: a string path parameter". A user id becomes one path
-# segment, so it may not contain "/" (proxies decode %2F), whitespace or control
-# characters, and may not be "." or "..". The length cap is ours, not the vendor's:
-# it catches a whole CSV line or a pasted paragraph taken for an id.
-MAX_USER_ID_LENGTH = 256
-_BAD_CHARACTER = re.compile(r"[\s/\\\x00-\x1f\x7f]")
-
-
-def invisible_character(text: str) -> tuple[int, str] | None:
-    """The first control (Cc), format (Cf: zero-width, bidirectional overrides...), line or paragraph
-    separator (Zl, Zp) or unassigned character of ``text``, as ``(1-based position, description)``.
-
-    ``str.splitlines`` and ``str.strip`` treat several of these as line breaks or
-    spaces, so an id holding one could be cut in two, or shortened, unseen.
-    """
-    for index, char in enumerate(text):
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            name = unicodedata.name(char, "")
-            what = f"U+{ord(char):04X}" + (f" {name}" if name else "")
-            return index + 1, f"{char!r} ({what}, a control or invisible character)"
-    return None
-
-
-def user_id_problem(value: Any) -> str | None:
-    """Why ``value`` (already trimmed) cannot be sent as a user id, or ``None`` if it can."""
-    if not isinstance(value, str):
-        return f"must be text, not {type(value).__name__}"
-    if not value:
-        return "is empty"
-    if len(value) > MAX_USER_ID_LENGTH:
-        return f"is {len(value)} characters long (at most {MAX_USER_ID_LENGTH})"
-    if value in (".", ".."):
-        return "is not a user id"
-    invisible = invisible_character(value)
-    if invisible:
-        position, what = invisible
-        return f"contains {what} at position {position}"
-    bad = _BAD_CHARACTER.search(value)
-    if bad:
-        return f"contains {bad.group()!r} at position {bad.start() + 1} (no spaces, slashes or control characters)"
-    return None
-
 
 @dataclass(frozen=True)
 class OptOutAnswer:
@@ -137,16 +92,19 @@ class AlgonomyHook(VendorHook):
 
     # -- HTTP ----------------------------------------------------------------------
 
-    @cached_property
-    def tokens(self) -> TokenManager:
+    def token_source(self) -> OAuth2ClientCredentials:
+        """The client-credentials grant, its fields in the query string (``token_request`` ``query``, as
+        Algonomy documents) or as a form (``form``); cached under :attr:`credential_key`."""
         leeway = self.extra_float("token_leeway_seconds", 60.0, minimum=-1e-9)
-        return TokenManager(self.credential_key, self._fetch_token, leeway=60.0 if leeway is None else leeway)
+        grant = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        return OAuth2ClientCredentials(self.credential_key, TOKEN_PATH, grant, send=self.token_request,
+                                       default_lifetime=28_800, leeway=60.0 if leeway is None else leeway)
 
     def build_client(self) -> VendorClient:
         return VendorClient(
             vendor=self.vendor_name,
             base_url=self.base_url(),
-            auth=BearerAuth(self.tokens),
+            auth=BearerAuth(self.token_source()),
             limiter=shared_limiter("algonomy", f"{self.base_url()}\0{self.client_id}", self.requests_per_second),
             retry=self.retry_policy(),
             timeout=self.timeout(),
@@ -155,18 +113,6 @@ class AlgonomyHook(VendorHook):
             pool_size=self.concurrency * 2,
             secrets=[self.client_secret],
         )
-
-    def _fetch_token(self) -> tuple[str, float]:
-        """One token request; returns the token and its lifetime in seconds."""
-        credentials = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        if self.token_request == "form":
-            response = self.client.request("POST", TOKEN_PATH, data=credentials, auth=None)
-            endpoint = self.client.describe("POST", TOKEN_PATH)
-        else:
-            response = self.client.request("POST", TOKEN_PATH, params=credentials, auth=None)
-            endpoint = self.client.describe("POST", TOKEN_PATH, credentials)
-        body = decode_json(response, self.vendor_name, endpoint)
-        return oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=28_800)
 
     # -- the API -------------------------------------------------------------------
 
@@ -195,7 +141,7 @@ class AlgonomyHook(VendorHook):
 
     def ping(self) -> str:
         self.api_key  # every opt-out needs it: a connection without one is not "connected"
-        _, lifetime = self._fetch_token()  # a real token request, not the cache: the credentials are what is tested
+        _, lifetime = self.token_source().fetch(self.client)  # a real token request, not the cache: the credentials are what is tested
         return f"Connected to Algonomy at {self.base_url()}: client {self.client_id!r} got a token valid {lifetime:,.0f} s"
 
 

@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, param
+from vendorflow.vendors.allyy.uploads import LEDGER as UPLOADS_LEDGER  # the upload task's ledger
 
 if TYPE_CHECKING:
     from vendorflow.vendors.allyy.hook import AllyyHook
 
-# The ledger the upload task writes (key ``<vendor>/<dataset>/dt=<date>``), published as ``allyy/uploads``.
-UPLOADS_LEDGER = "allyy_uploads"
 
 
 def _hook(ctx: ExtractContext) -> AllyyHook:

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from vendorflow.http.records import Records
+from vendorflow.http.records import Records, joined
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.hook import VendorHook
-from vendorflow.http.client import BearerAuth, VendorClient, decode_json
-from vendorflow.http.paginate import OffsetPaginator, PaginationError
+from vendorflow.http.auth import BearerAuth, OAuth2ClientCredentials
+from vendorflow.http.client import VendorClient, decode_json
+from vendorflow.http.paginate import Fetch, OffsetPaginator, Page, walk_pages
 from vendorflow.http.ratelimit import shared_limiter
 from vendorflow.http.retry import RetryPolicy
-from vendorflow.http.tokens import TokenManager, oauth2_token
 
 log = logging.getLogger(__name__)
 
@@ -160,22 +160,12 @@ class AllyyHook(VendorHook):
         token_url = self.token_url
         rps = self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
         key = "allyy-" + hashlib.sha256(f"{token_url}|{client_id}|{scope}".encode()).hexdigest()[:24]
-        client: VendorClient
-
-        def fetch() -> tuple[str, float]:
-            endpoint = f"POST {TOKEN_PATH}"
-            response = client.request(
-                "POST", token_url, auth=False,
-                data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope},
-            )
-            body = decode_json(response, self.vendor_name, endpoint)
-            return oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=3600)
-
-        tokens = TokenManager(key, fetch, leeway=self.extra_float("token_leeway_seconds", 60.0, minimum=-1) or 0.0)
-        client = VendorClient(
+        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope}
+        leeway = self.extra_float("token_leeway_seconds", 60.0, minimum=-1) or 0.0
+        return VendorClient(
             vendor=self.vendor_name,
             base_url=self.base_url(),
-            auth=BearerAuth(tokens),
+            auth=BearerAuth(OAuth2ClientCredentials(key, token_url, grant, leeway=leeway)),
             limiter=shared_limiter("allyy", f"{client_id}|{customer_id}", rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
@@ -184,8 +174,6 @@ class AllyyHook(VendorHook):
             pool_size=self.concurrency * 2,
             secrets=[client_secret],
         )
-        self.tokens = tokens
-        return client
 
     # -- the envelope ------------------------------------------------------------------------
 
@@ -212,24 +200,18 @@ class AllyyHook(VendorHook):
     def _pages(self, path: str, params: Mapping[str, Any] | None = None, *, take: int | None = None) -> Iterator[Records]:
         """Every page of a take/skip listing, until ``totalItemsCount`` records have come."""
         paginator = OffsetPaginator(take=take or self.page_size, total_records_key="totalItemsCount")
-        query: dict[str, Any] = dict(params or {})
-        paginator.init_request(query)
-        while True:
-            endpoint = self.client.describe("GET", path, query)
+        return walk_pages(self._envelope_page(path), paginator, vendor=self.vendor_name, params=params)
+
+    def _envelope_page(self, path: str) -> Fetch:
+        def fetch(query: dict[str, Any]) -> Page:
             body = self._envelope("GET", path, query)
             records = body["data"]
+            endpoint = self.client.describe("GET", path, query)
             if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
                 raise VendorResponseError(self.vendor_name, endpoint, "data is not a list of objects")
-            if "totalItemsCount" in body and (isinstance(body["totalItemsCount"], bool) or not isinstance(body["totalItemsCount"], int)):
-                raise VendorResponseError(self.vendor_name, endpoint, f"totalItemsCount is {body['totalItemsCount']!r}")
-            try:
-                paginator.update_state(None, body, records)
-            except PaginationError as exc:
-                raise VendorResponseError(self.vendor_name, endpoint, str(exc)) from None
-            yield Records(records, endpoint, number=paginator.page_number, total_records=paginator.total_records)
-            if not paginator.has_next_page:
-                return
-            paginator.update_request(query)
+            return Page(records, body, None, endpoint)
+
+        return fetch
 
     # -- models ------------------------------------------------------------------------------
 
@@ -237,10 +219,7 @@ class AllyyHook(VendorHook):
         return self._pages(MODELS_PATH.format(customer=self.customer_id))
 
     def models(self) -> Records:
-        every = Records((), self.client.describe("GET", MODELS_PATH.format(customer=self.customer_id)))
-        for page in self.models_pages():
-            every.extend(page)
-        return every
+        return joined(self.models_pages())
 
     def model(self, model_id: str) -> dict[str, Any]:
         return self._object("GET", f"{MODELS_PATH.format(customer=self.customer_id)}/{model_id}")
@@ -308,11 +287,7 @@ class AllyyHook(VendorHook):
         return self._pages(path, params)
 
     def uploads(self, data_set_id: str, datasource_id: str, **filters: Any) -> Records:
-        every = Records()
-        for page in self.upload_pages(data_set_id, datasource_id, **filters):
-            every.source = every.source or page.source
-            every.extend(page)
-        return every
+        return joined(self.upload_pages(data_set_id, datasource_id, **filters))
 
     def find_upload(
         self, data_set_id: str, datasource_id: str, *, upload_id: str | None = None, size_bytes: int | None = None,

@@ -6,7 +6,7 @@ grant types; the access token then rides in the query string of every call
 (shared by the tasks and processes that use the credential), refreshed once on a
 401, registered with Airflow's secrets masker, and never part of an endpoint
 text: :meth:`VendorClient.describe` only sees the parameters we pass, and the
-token is added to the URL by :class:`~vendorflow.http.client.QueryTokenAuth`
+token is added to the URL by :class:`~vendorflow.http.auth.QueryTokenAuth`
 when the request is prepared.
 
 Pagination follows each endpoint's own signal: leads stop at the first empty
@@ -22,15 +22,13 @@ from datetime import date
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-import requests
-
-from vendorflow.http.records import Records
+from vendorflow.http.records import Records, joined
 from vendorflow.errors import VendorResponseError
 from vendorflow.hook import VendorHook
-from vendorflow.http.client import QueryTokenAuth, VendorClient
-from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, numbered_pages, records_at
+from vendorflow.http.auth import OAuth2ClientCredentials, QueryTokenAuth
+from vendorflow.http.client import VendorClient
+from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, records_at
 from vendorflow.http.ratelimit import budget_key, shared_limiter
-from vendorflow.http.tokens import TokenManager, oauth2_token
 
 GrantType = Literal["client_credentials", "pin", "password"]
 GRANT_TYPES: tuple[str, ...] = ("client_credentials", "pin", "password")
@@ -96,11 +94,12 @@ class FootprintsHook(VendorHook):
         base = self.base_url()
         rps = self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
         who = "\0".join([base, key, grant["grant_type"], grant.get("pin", ""), grant.get("username", "")])
-        self.tokens = TokenManager(budget_key("footprints-token", who), self._fetch_token)
+        token = OAuth2ClientCredentials(budget_key("footprints-token", who), "/api/token", grant, basic=(key, secret),
+                                        label=f"grant {grant['grant_type']}")
         return VendorClient(
             vendor=self.vendor_name,
             base_url=base,
-            auth=QueryTokenAuth(self.tokens, "access_token"),
+            auth=QueryTokenAuth(token, "access_token"),
             limiter=shared_limiter("footprints", key, rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
@@ -109,19 +108,6 @@ class FootprintsHook(VendorHook):
             pool_size=self.concurrency * 2,
             secrets=[secret, grant.get("pin", ""), grant.get("password", "")],
         )
-
-    def _fetch_token(self) -> tuple[str, float]:
-        key, secret = self._credentials()
-        endpoint = "POST /api/token"
-        response = self.client.request(
-            "POST", "/api/token", data=self.grant, auth=requests.auth.HTTPBasicAuth(key, secret)
-        )
-        from vendorflow.http.client import decode_json
-
-        body = decode_json(response, self.vendor_name, endpoint)
-        token, lifetime = oauth2_token(body, vendor=self.vendor_name, endpoint=endpoint, default_lifetime=3600)
-        self.log.info("Footprints: new access token (grant %s), valid %.0f s", self.grant["grant_type"], lifetime)
-        return token, lifetime
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         body, _ = self.client.get_json(path, params=dict(params or {}))
@@ -142,10 +128,7 @@ class FootprintsHook(VendorHook):
         return iterate_pages(self.client, path, params=params, paginator=paginator)
 
     def _list(self, path: str, params: Mapping[str, Any] | None = None) -> Records:
-        pages = list(self.list_pages(path, params))
-        out = Records((r for p in pages for r in p), pages[0].source, total_pages=pages[-1].total_pages,
-                      total_records=pages[-1].total_records)
-        return out
+        return joined(self.list_pages(path, params))
 
     def catalogues(self) -> Records:
         """Offer categories (``GET /api/offerCategory``)."""
@@ -176,42 +159,20 @@ class FootprintsHook(VendorHook):
 
         Page 1 comes first; if it announces the page count (``X-Total-Pages``) the
         rest are fetched ``concurrency`` at a time, otherwise ahead in windows of
-        ``concurrency`` until the first empty page. Pages are yielded in order and at
+        ``concurrency`` until the first empty page (``X-Records`` is kept for the
+        row-count check, not taken as the end). Pages are yielded in order and at
         most ``concurrency`` wait in memory.
         """
-        size = page_size or self.page_size
-        base = {"startDate": _day(start), "endDate": _day(end), "pageSize": size}
-        first = self._lead_page(base, 1, None)
-        yield first
-        if not first and first.total_pages is None:
-            return
-        if len(first) < size and first.total_pages != 1:
-            self.log.info("Footprints: asked for %d leads per page, got %d: reading on to the vendor's end signal",
-                          size, len(first))
-        if first.total_pages is not None and first.total_pages <= 1:
-            return
-        last = first.total_pages
-        yield from numbered_pages(
-            lambda n: self._lead_page(base, n, last), start=2, stop=last, concurrency=concurrency or self.concurrency
+        paginator = PageNumberPaginator(
+            size_param="pageSize", size=page_size or self.page_size, total_pages_header=TOTAL_PAGES,
+            total_records_header=TOTAL_RECORDS, records_decide=False,
         )
-
-    def _lead_page(self, base: Mapping[str, Any], number: int, announced_pages: int | None) -> Records:
-        params = {**base, "page": number}
-        source = self.client.describe("GET", "/api/lead", params)
-        body, response = self.client.get_json("/api/lead", params=params)
-        records = records_at(body, vendor=self.vendor_name, endpoint=source)
-        total_pages = _header_int(response, TOTAL_PAGES, self.vendor_name, source)
-        total_records = _header_int(response, TOTAL_RECORDS, self.vendor_name, source)
-        if announced_pages is not None and not records:
-            raise VendorResponseError(
-                self.vendor_name, source, f"page {number} is empty although the vendor announced {announced_pages} pages"
-            )
-        return Records(records, source, number=number, total_pages=total_pages or announced_pages, total_records=total_records)
+        return iterate_pages(self.client, "/api/lead", params={"startDate": _day(start), "endDate": _day(end)},
+                             paginator=paginator, concurrency=concurrency or self.concurrency)
 
     def leads(self, start: date | str, end: date | str, **kwargs: Any) -> Records:
         """All leads of the window in one list (for small windows; DAGs stream :meth:`lead_pages`)."""
-        pages = list(self.lead_pages(start, end, **kwargs))
-        return Records((r for p in pages for r in p), pages[0].source)
+        return joined(self.lead_pages(start, end, **kwargs))
 
     def lead_actions(self, lead_id: str) -> Records:
         return self._wrapped(f"/api/lead/actions/{lead_id}", "data")
@@ -241,8 +202,7 @@ class FootprintsHook(VendorHook):
                              records_key="clients", method="POST", form=True)
 
     def loyalty_codes(self, **kwargs: Any) -> Records:
-        pages = list(self.loyalty_code_pages(**kwargs))
-        return Records((r for p in pages for r in p), pages[0].source, total_records=pages[-1].total_records)
+        return joined(self.loyalty_code_pages(**kwargs))
 
     # -- connection test ----------------------------------------------------------------
 
@@ -250,16 +210,6 @@ class FootprintsHook(VendorHook):
         channels = next(iter(self.list_pages("/api/channels")))
         total = channels.total_records if channels.total_records is not None else len(channels)
         return f"Connected to Footprints with grant {self.grant['grant_type']}: {total} channels"
-
-
-def _header_int(response: requests.Response, name: str, vendor: str, source: str) -> int | None:
-    value = response.headers.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise VendorResponseError(vendor, source, f"{name} is {value!r}, not a number") from None
 
 
 HOOK = FootprintsHook

@@ -10,22 +10,18 @@ expired ``token_leeway_seconds`` early, and replaced once after a 401.
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
-from requests.auth import HTTPBasicAuth
-
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.hook import VendorHook
-from vendorflow.http.client import BearerAuth, VendorClient, decode_json
+from vendorflow.http.auth import BearerAuth, JWTLogin, jwt_lifetime
+from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
 from vendorflow.http.retry import RetryPolicy
-from vendorflow.http.tokens import TokenManager
 
 SERVICES: dict[str, str] = {
     "auth_url": "https://auth.recomendo.ai",
@@ -37,23 +33,9 @@ DEFAULT_TOKEN_LIFETIME = 3600.0
 DEFAULT_TRAINING_INTERVAL = 1800.0
 
 
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The (unverified) claims of a JWT; ``{}`` when it is not one."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
 def token_lifetime(token: str, now: float | None = None) -> float:
     """Seconds the token stays valid: its ``exp`` claim when present, else the documented hour."""
-    claims = jwt_claims(token)
-    exp = claims.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return max(0.0, float(exp) - (now if now is not None else time.time()))
-    return DEFAULT_TOKEN_LIFETIME
+    return jwt_lifetime(token, DEFAULT_TOKEN_LIFETIME, now)
 
 
 @dataclass(frozen=True)
@@ -151,30 +133,18 @@ class RecomendoHook(VendorHook):
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def _fetch_token(self) -> tuple[str, float]:
-        secret = self.secret("password", "Recomendo client secret")
-        auth_url = self.service_url("auth_url")
-        response = self.client.request("POST", "/v1/auth", base_url=auth_url, auth=HTTPBasicAuth(self.client_id, secret))
-        endpoint = self.client.describe("POST", "/v1/auth")
-        body = decode_json(response, self.vendor_name, endpoint)
-        payload = body.get("payload") if isinstance(body, dict) else None
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            raise VendorResponseError(self.vendor_name, endpoint, "no payload.token in the answer")
-        lifetime = token_lifetime(token)
-        # Renew ``token_leeway_seconds`` early, but never so early that a short-lived token is
-        # renewed on every call: at most a tenth of its lifetime is given up.
-        return token, lifetime - min(self.token_leeway, lifetime / 10)
-
     @property
     def token_leeway(self) -> float:
         return self.extra_float("token_leeway_seconds", 100.0, minimum=-1e-12) or 0.0
 
-    @cached_property
-    def tokens(self) -> TokenManager:
-        # Keyed by the whole credential (hashed): a changed secret must not reuse the old secret's token.
-        credential = budget_key("auth", "\0".join([self.service_url("auth_url"), self.client_id, self.secret("password", "Recomendo client secret")]))
-        return TokenManager(credential, self._fetch_token, leeway=0.0)  # the leeway is taken off the lifetime
+    def token_source(self) -> JWTLogin:
+        """``POST /v1/auth`` on ``auth_url`` with Basic ``client_id:secret``; the JWT is cached under the
+        whole credential, hashed: a changed secret must not reuse the old secret's token."""
+        secret = self.secret("password", "Recomendo client secret")
+        auth_url = self.service_url("auth_url")
+        key = budget_key("auth", "\0".join([auth_url, self.client_id, secret]))
+        return JWTLogin(key, "/v1/auth", (self.client_id, secret), base_url=auth_url, early=self.token_leeway,
+                        default_lifetime=DEFAULT_TOKEN_LIFETIME)
 
     def build_client(self) -> VendorClient:
         secret = self.secret("password", "Recomendo client secret")
@@ -182,7 +152,7 @@ class RecomendoHook(VendorHook):
         return VendorClient(
             vendor=self.vendor_name,
             base_url=self.service_url("client_url"),
-            auth=BearerAuth(self.tokens),
+            auth=BearerAuth(self.token_source()),
             limiter=shared_limiter("recomendo", f"{self.service_url('client_url')}\0{self.client_id}", rps or 20.0),
             retry=self.retry_policy(),
             timeout=self.timeout(),
@@ -235,7 +205,7 @@ class RecomendoHook(VendorHook):
         import threading
 
         from vendorflow.errors import VendorflowError
-        from vendorflow.http.paginate import bounded_map
+        from vendorflow.http.concurrency import bounded_map
 
         failed = threading.Event()
 

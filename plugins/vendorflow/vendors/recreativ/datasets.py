@@ -28,7 +28,7 @@ def extract_offer_statistics(ctx: ExtractContext) -> Iterator[Records]:
     """One request per campaign (``filter[campaignId]`` needs ``filter[date]``), fanned out
     over ``concurrency`` threads; the shared budget, not the thread count, sets the pace."""
     from vendorflow.errors import VendorResponseError
-    from vendorflow.http.paginate import bounded_map
+    from vendorflow.http.concurrency import bounded_map
 
     hook = _hook(ctx)
     campaign_ids = [int(c["id"]) for c in hook.campaigns() if c.get("id") is not None]

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, ClassVar, Literal
 
-from vendorflow.http.records import Records
-from vendorflow.errors import VendorResponseError
+from vendorflow.http.records import Records, joined
 from vendorflow.hook import VendorHook
-from vendorflow.http.client import StaticHeaderAuth, VendorClient
-from vendorflow.http.paginate import records_at
+from vendorflow.http.auth import StaticHeaderAuth
+from vendorflow.http.client import VendorClient
+from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, records_at
 from vendorflow.http.ratelimit import shared_limiter
 
 
@@ -65,20 +65,8 @@ class RecreativHook(VendorHook):
         """A list endpoint's records. The docs describe no paging, but Recreativ is a Yii2 API: if an
         answer carries Yii2's ``X-Pagination-Page-Count``, the remaining pages are fetched too, so a
         paged deployment cannot silently cut a list short."""
-        params = dict(params or {})
-        source = self.client.describe("GET", path, params)
-        body, response = self.client.get_json(path, params=params)
-        records = Records(records_at(body, vendor=self.vendor_name, endpoint=source), source)
-        page_count = response.headers.get(PAGE_COUNT_HEADER)
-        try:
-            pages = int(page_count) if page_count else 1
-        except ValueError:
-            raise VendorResponseError(self.vendor_name, source, f"{PAGE_COUNT_HEADER} is {page_count!r}") from None
-        for page in range(2, pages + 1):
-            paged = {**params, "page": page}
-            body, _ = self.client.get_json(path, params=paged)
-            records.extend(records_at(body, vendor=self.vendor_name, endpoint=self.client.describe("GET", path, paged)))
-        return records
+        paginator = PageNumberPaginator(total_pages_header=PAGE_COUNT_HEADER, one_page_without_count=True, first_page_param=False)
+        return joined(iterate_pages(self.client, path, params=params, paginator=paginator))
 
     def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.client.get_object(path, params=dict(params or {}))
