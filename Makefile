@@ -12,11 +12,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install install-dev demo test test-fast sandbox airflow bench clean
+.PHONY: help install install-dev demo test lint docs sandbox airflow bench clean
 
 help:
 	@echo "make demo     install, start the vendor sandbox, run every pipeline through Airflow, print what it wrote"
 	@echo "make test     install test tools and run the whole suite"
+	@echo "make lint     ruff check and ruff format --check on the whole tree"
+	@echo "make docs     regenerate the README's dataset tables from the declarations"
 	@echo "make sandbox  serve the vendor sandbox alone on http://127.0.0.1:8765"
 	@echo "make airflow  Airflow's own UI (LocalExecutor, SQLite, 4 task slots) wired to the sandbox, on http://localhost:8080"
 	@echo "make bench    the benchmarks under bench/"
@@ -46,6 +48,13 @@ demo: install
 
 test: install-dev
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+docs: install
+	$(BIN)/python -m vendorflow.datasets.docs
 
 sandbox: install
 	$(BIN)/python -m include.sandbox --port 8765

@@ -22,7 +22,9 @@ def scratch_redis(db: int = 9) -> Iterator[str]:
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        raise SystemExit(f"Redis is not reachable at {REDIS}: start it, or set VENDORFLOW_TEST_REDIS_URL ({exc})")
+        raise SystemExit(
+            f"Redis is not reachable at {REDIS}: start it, or set VENDORFLOW_TEST_REDIS_URL ({exc})"
+        ) from None
     try:
         yield url
     finally:
@@ -37,7 +39,9 @@ def scratch_postgres() -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        raise SystemExit(f"PostgreSQL is not reachable: start it, or set VENDORFLOW_TEST_POSTGRES_URL ({exc})")
+        raise SystemExit(
+            f"PostgreSQL is not reachable: start it, or set VENDORFLOW_TEST_POSTGRES_URL ({exc})"
+        ) from None
     name = f"vf_bench_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -1,4 +1,5 @@
-"""Algonomy: 2,000 opt-outs at the sandbox's 100 requests/s: achieved rate over allowed, 429s served; one process, two sharing the budget, two "hosts" sharing only Redis.
+"""Algonomy: 2,000 opt-outs at the sandbox's 100 requests/s: achieved rate over allowed, 429s served;
+one process, two sharing the budget, two "hosts" sharing only Redis.
 
 Each process runs the DAG's sending step (``send_pending``: the real hook,
 shared budget, retry policy and ledger writes, ``concurrency`` 16) over its
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import requests
 
-from include.sandbox.connections import connections
 from bench._hosts import scratch_redis
+from include.sandbox.connections import connections
 from include.sandbox.control import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +48,15 @@ print(summary.accepted, len(summary.failed), summary.requests, summary.retries, 
 """
 
 
-def send(processes: int, total: int, sandbox_url: str, state_dir: str, work: Path, redis_url: str | None = None,
-         tag: str = "") -> tuple[str, list[list[str]]]:
+def send(
+    processes: int,
+    total: int,
+    sandbox_url: str,
+    state_dir: str,
+    work: Path,
+    redis_url: str | None = None,
+    tag: str = "",
+) -> tuple[str, list[list[str]]]:
     conn = dict(connections(sandbox_url, suffix="-bench-" + uuid.uuid4().hex[:8])["algonomy_default"])
     env = {
         **os.environ,
@@ -58,7 +66,9 @@ def send(processes: int, total: int, sandbox_url: str, state_dir: str, work: Pat
     }
     workers = []
     for p in range(processes):
-        code = WORKER.format(paths=[str(ROOT), str(ROOT / "plugins")], prefix=f"p{processes}{tag}-{p}", count=total // processes)
+        code = WORKER.format(
+            paths=[str(ROOT), str(ROOT / "plugins")], prefix=f"p{processes}{tag}-{p}", count=total // processes
+        )
         ledger = work / f"ledger-{processes}{tag}-{p}.sqlite"
         host_env = {**env, "VENDORFLOW_LEDGER_PATH": str(ledger)}
         if redis_url:  # a separate host: its own state directory, the budget in Redis
@@ -85,15 +95,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work, running_sandbox() as sandbox, scratch_redis() as redis_url:
         sandbox.configure("algonomy", rate_limit=LIMIT, latency_ms=latency)
         print(f"{total} opt-outs, sandbox limit {LIMIT:g} requests/s per client, {latency} ms per answer")
-        print(f"{'mode':>22} {'requests':>9} {'accepted':>9} {'achieved/s':>11} {'of allowed':>11} {'429s':>5} {'twice':>6}")
-        for label, processes, shared, tag in (("1 process", 1, None, ""), ("2 processes, 1 host", 2, None, ""),
-                                              ("2 hosts, Redis", 2, redis_url, "h")):
-            client_id, _ = send(processes, total, sandbox.base_url, str(Path(work) / f"state-{processes}{tag}"), Path(work),
-                                shared, tag)
+        print(
+            f"{'mode':>22} {'requests':>9} {'accepted':>9} {'achieved/s':>11} {'of allowed':>11} {'429s':>5} "
+            f"{'twice':>6}"
+        )
+        for label, processes, shared, tag in (
+            ("1 process", 1, None, ""),
+            ("2 processes, 1 host", 2, None, ""),
+            ("2 hosts, Redis", 2, redis_url, "h"),
+        ):
+            client_id, _ = send(
+                processes, total, sandbox.base_url, str(Path(work) / f"state-{processes}{tag}"), Path(work), shared, tag
+            )
             requests_seen, rate, throttled, accepted = measure(sandbox, client_id)
             record = requests.get(sandbox.url("/_sandbox/algonomy/optouts"), timeout=10).json()
             twice = sum(1 for uid in record["repeated"] if uid.startswith(f"p{processes}{tag}-"))
-            print(f"{label:>22} {requests_seen:>9} {accepted:>9} {rate:>11.2f} {rate / LIMIT:>10.1%} {throttled:>5} {twice:>6}", flush=True)
+            print(
+                f"{label:>22} {requests_seen:>9} {accepted:>9} {rate:>11.2f} {rate / LIMIT:>10.1%} {throttled:>5} "
+                f"{twice:>6}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ spec = importlib.util.spec_from_file_location("dag_under_test", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 seconds = time.perf_counter() - start
-heavy = sorted({{m.split(".")[0] for m in set(sys.modules) - before}} & {{"pandas", "pyarrow", "great_expectations", "numpy", "duckdb"}})
+watched = {{"pandas", "pyarrow", "great_expectations", "numpy", "duckdb"}}
+heavy = sorted({{m.split(".")[0] for m in set(sys.modules) - before}} & watched)
 print(json.dumps({{"seconds": seconds, "heavy": heavy}}))
 """
 
@@ -35,7 +36,13 @@ def main() -> None:
         runs = []
         heavy: list[str] = []
         for _ in range(5):
-            out = subprocess.run([sys.executable, "-c", PROBE.format(path=str(path))], env=env, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", PROBE.format(path=str(path))],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             runs.append(result["seconds"])
             heavy = result["heavy"]

@@ -1,4 +1,5 @@
-"""Footprints leads, 200,000 in one day with per-page latency: rows/s, wall time against the best possible, peak memory (20k vs 200k), next to a naive baseline.
+"""Footprints leads, 200,000 in one day with per-page latency: rows/s, wall time against the best possible, peak memory
+(20k vs 200k), next to a naive baseline.
 
 Each extraction runs in a process of its own against the sandbox, which answers
 every page after ``BENCH_LATENCY_MS`` (default 100 ms) and cuts ``pageSize`` to
@@ -84,7 +85,8 @@ cpu0 = (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SE
 hook = FootprintsHook()
 started = time.monotonic()
 result = run_dataset(LEADS, hook=hook, dt=date.fromisoformat({day!r}), run_id="bench")
-print(json.dumps({{"rows": result.rows, "wall": time.monotonic() - started, "requests": result.requests, "bytes": result.bytes,
+wall = time.monotonic() - started
+print(json.dumps({{"rows": result.rows, "wall": wall, "requests": result.requests, "bytes": result.bytes,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "cpu": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)) - cpu0}}))
 """
@@ -97,7 +99,8 @@ host, key, secret, day, out = {host!r}, {key!r}, {secret!r}, {day!r}, {out!r}
 session = requests.Session()
 cpu0 = (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
 started = time.monotonic()
-token = session.post(host + "/api/token", auth=(key, secret), data={{"grant_type": "client_credentials"}}).json()["access_token"]
+grant = {{"grant_type": "client_credentials"}}
+token = session.post(host + "/api/token", auth=(key, secret), data=grant).json()["access_token"]
 records, page, calls = [], 1, 1
 while True:
     batch = session.get(host + "/api/lead", params={{"access_token": token, "startDate": day, "endDate": day,
@@ -132,47 +135,80 @@ def main() -> None:
     small_day = BIG_DAY + timedelta(days=1)
     paths = [str(ROOT), str(ROOT / "plugins")]
     with tempfile.TemporaryDirectory() as work, running_sandbox() as sandbox:
-        sandbox.configure("footprints", leads_by_day={BIG_DAY.isoformat(): big, small_day.isoformat(): small},
-                          latency_ms=latency, page_size_cap=cap, rate_limit=None)
-        print(f"Footprints sandbox: {latency} ms per page, pageSize silently capped at {cap:,}; "
-              f"vendorflow with {concurrency} pages in flight, page_size 5,000 asked")
-        print(f"{'method':<11} {'leads':>8} {'pages':>6} {'wall s':>7} {'best s':>7} {'of best':>8} {'rows/s':>8} {'peak MB':>8} {'CPU s':>6}")
+        sandbox.configure(
+            "footprints",
+            leads_by_day={BIG_DAY.isoformat(): big, small_day.isoformat(): small},
+            latency_ms=latency,
+            page_size_cap=cap,
+            rate_limit=None,
+        )
+        print(
+            f"Footprints sandbox: {latency} ms per page, pageSize silently capped at {cap:,}; "
+            f"vendorflow with {concurrency} pages in flight, page_size 5,000 asked"
+        )
+        print(
+            f"{'method':<11} {'leads':>8} {'pages':>6} {'wall s':>7} {'best s':>7} {'of best':>8} {'rows/s':>8} "
+            f"{'peak MB':>8} {'CPU s':>6}"
+        )
         results: dict[tuple[str, int], dict[str, Any]] = {}
         plan = [("vendorflow", small, small_day), ("vendorflow", big, BIG_DAY), ("naive", big, BIG_DAY)]
         if os.environ.get("BENCH_WITH_VALIDATION", "1") == "1":
             plan += [("+validate", small, small_day), ("+validate", big, BIG_DAY)]
         for method, rows, day in plan:
             conn = dict(connections(sandbox.base_url, suffix="-bench-" + uuid.uuid4().hex[:8])["footprints_default"])
-            conn["extra"] = {**conn["extra"], "concurrency": concurrency, "page_size": 5000, "requests_per_second": 10_000}
-            env = {**os.environ, "AIRFLOW_CONN_FOOTPRINTS_DEFAULT": json.dumps(conn), "PYTHONPATH": os.pathsep.join(paths),
-                   "VENDORFLOW_STATE_DIR": str(Path(work) / "state")}
+            conn["extra"] = {
+                **conn["extra"],
+                "concurrency": concurrency,
+                "page_size": 5000,
+                "requests_per_second": 10_000,
+            }
+            env = {
+                **os.environ,
+                "AIRFLOW_CONN_FOOTPRINTS_DEFAULT": json.dumps(conn),
+                "PYTHONPATH": os.pathsep.join(paths),
+                "VENDORFLOW_STATE_DIR": str(Path(work) / "state"),
+            }
             out = str(Path(work) / f"{method}-{rows}.parquet")
             if method == "vendorflow":
                 code = OURS.format(paths=paths, day=day.isoformat(), out=out)
             elif method == "+validate":
                 code = FULL.format(paths=paths, day=day.isoformat(), out=str(Path(work) / f"lake-{rows}"))
             else:
-                code = NAIVE.format(host=conn["host"], key=conn["login"], secret=conn["password"], day=day.isoformat(), out=out)
+                code = NAIVE.format(
+                    host=conn["host"], key=conn["login"], secret=conn["password"], day=day.isoformat(), out=out
+                )
             result = _run(code, env)
             pages = math.ceil(rows / cap) + 1  # and the empty page that ends the day
             best = (pages if method == "naive" else math.ceil(pages / concurrency)) * latency / 1000
             results[(method, rows)] = result
-            print(f"{method:<11} {result['rows']:>8,} {pages:>6} {result['wall']:>7.1f} {best:>7.1f} "
-                  f"{result['wall'] / best:>7.1f}x {result['rows'] / result['wall']:>8,.0f} {result['peak_mb']:>8.0f} {result['cpu']:>6.1f}", flush=True)
+            print(
+                f"{method:<11} {result['rows']:>8,} {pages:>6} {result['wall']:>7.1f} {best:>7.1f} "
+                f"{result['wall'] / best:>7.1f}x {result['rows'] / result['wall']:>8,.0f} {result['peak_mb']:>8.0f} "
+                f"{result['cpu']:>6.1f}",
+                flush=True,
+            )
             if result["rows"] != rows:
                 raise SystemExit(f"{method} wrote {result['rows']} rows, not {rows}")
         if ("+validate", big) in results:
             full = results[("+validate", big)]["peak_mb"] / results[("+validate", small)]["peak_mb"]
-            print(f"whole task (extraction, validation in chunks, publish) peak memory {big:,} vs {small:,} leads: {full:.2f}x (limit 1.2)")
+            print(
+                f"whole task (extraction, validation in chunks, publish) peak memory {big:,} vs {small:,} leads: "
+                f"{full:.2f}x (limit 1.2)"
+            )
         naive = results[("naive", big)]
         serving = naive["wall"] - (math.ceil(big / cap) + 1) * latency / 1000 - naive["cpu"]
-        print(f"the sandbox itself needed ~{serving:.0f} s to generate and serve the {big:,} leads (naive wall - latency - its own CPU): "
-              f"the floor on this machine, above the latency floor")
+        print(
+            f"the sandbox itself needed ~{serving:.0f} s to generate and serve the {big:,} leads (naive wall - "
+            "latency - its own CPU): "
+            f"the floor on this machine, above the latency floor"
+        )
         ratio = results[("vendorflow", big)]["peak_mb"] / results[("vendorflow", small)]["peak_mb"]
         speedup = results[("naive", big)]["wall"] / results[("vendorflow", big)]["wall"]
-        print(f"vendorflow peak memory {big:,} vs {small:,} leads: {ratio:.2f}x (limit 1.2); "
-              f"{speedup:.1f}x faster than the naive baseline, at "
-              f"{results[('vendorflow', big)]['peak_mb'] / results[('naive', big)]['peak_mb']:.0%} of its peak memory")
+        print(
+            f"vendorflow peak memory {big:,} vs {small:,} leads: {ratio:.2f}x (limit 1.2); "
+            f"{speedup:.1f}x faster than the naive baseline, at "
+            f"{results[('vendorflow', big)]['peak_mb'] / results[('naive', big)]['peak_mb']:.0%} of its peak memory"
+        )
 
 
 if __name__ == "__main__":

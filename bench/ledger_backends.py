@@ -60,7 +60,10 @@ def main() -> None:
                 rates[(backend, writers)] = rate
                 print(f"{backend:>10} {writers:>8} {writes:>8,} {rate:>10,.0f}", flush=True)
         for writers in (1, 4):
-            print(f"postgresql / sqlite, {writers} writer(s): {rates[('postgresql', writers)] / rates[('sqlite', writers)]:.2f}x")
+            print(
+                f"postgresql / sqlite, {writers} writer(s): "
+                f"{rates[('postgresql', writers)] / rates[('sqlite', writers)]:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,14 @@ def _pyrate_limiter(path: str):  # type: ignore[no-untyped-def]
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, " ".join(str(int(v)) for v in new).encode(), 0)
                 return decision
+
             return self._op(step)
 
         def read(self, algorithm, rates):  # type: ignore[no-untyped-def]
             def load(fd: int):  # type: ignore[no-untyped-def]
                 raw = os.pread(fd, 64, 0).decode().split()
                 return algorithm.decode(raw) if len(raw) == len(rates) else algorithm.initial(rates)
+
             return self._op(load)
 
         def reset(self) -> None:
@@ -69,7 +71,7 @@ def _vendorflow(path: str):  # type: ignore[no-untyped-def]
     return limiter.acquire
 
 
-def _process(kind: str, path: str, seconds: float, out: "multiprocessing.Queue[list[float]]") -> None:
+def _process(kind: str, path: str, seconds: float, out: multiprocessing.Queue[list[float]]) -> None:
     acquire = _pyrate_limiter(path) if kind == "pyrate-limiter" else _vendorflow(path)
     stamps: list[float] = []
     lock = threading.Lock()

@@ -1,4 +1,5 @@
-"""Recomendo: 5,000 events sent to the sandbox with realistic latency, events/s against the best the configured concurrency allows.
+"""Recomendo: 5,000 events sent to the sandbox with realistic latency, events/s against the best the configured
+concurrency allows.
 
 One event per request (the documented endpoint; PredictionIO's batch endpoint
 is not documented by Recomendo), up to ``concurrency`` in flight, under the
@@ -27,8 +28,17 @@ SAFETY = 0.97
 
 
 def events(n: int, tag: str) -> list[dict]:
-    return [{"event": "lead", "entityType": "user", "entityId": f"c{i % 500}", "targetEntityType": "item",
-             "targetEntityId": f"{tag}-o{i}", "eventTime": "2024-03-01T10:00:00.000Z"} for i in range(n)]
+    return [
+        {
+            "event": "lead",
+            "entityType": "user",
+            "entityId": f"c{i % 500}",
+            "targetEntityType": "item",
+            "targetEntityId": f"{tag}-o{i}",
+            "eventTime": "2024-03-01T10:00:00.000Z",
+        }
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -40,13 +50,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state, running_sandbox() as sandbox:
         os.environ["VENDORFLOW_STATE_DIR"] = state
         os.environ["VENDORFLOW_LEDGER_PATH"] = str(Path(state) / "ledger.sqlite")
-        sandbox.configure("recomendo", latency_ms=latency, rate_limit=rps)  # the sandbox refuses anything above the budget
-        print(f"{n:,} events, {latency} ms per answer, concurrency {concurrency}, budget {rps:g}/s: best possible {best:.1f} events/s")
+        sandbox.configure(
+            "recomendo", latency_ms=latency, rate_limit=rps
+        )  # the sandbox refuses anything above the budget
+        print(
+            f"{n:,} events, {latency} ms per answer, concurrency {concurrency}, budget {rps:g}/s: best possible "
+            f"{best:.1f} events/s"
+        )
         print(f"{'path':<22} {'seconds':>8} {'events/s':>9} {'of best':>8} {'auth calls':>10} {'429s':>5}")
-        from vendorflow.vendors.recomendo.hook import RecomendoHook
         from vendorflow.ledger import Ledger
-        from vendorflow.vendors.recomendo.events import EventFeed, PlannedEvent
         from vendorflow.progress import Progress
+        from vendorflow.vendors.recomendo.events import EventFeed, PlannedEvent
+        from vendorflow.vendors.recomendo.hook import RecomendoHook
 
         for path in ("hook", "hook + ledger"):
             conn = dict(connections(sandbox.base_url, suffix="-bench-" + uuid.uuid4().hex[:8])["recomendo_default"])

@@ -1,4 +1,5 @@
-"""Recreativ ad statistics for 200 campaigns at the sandbox's 5 requests/s: achieved rate over allowed, 429s served; one process, two at once, two "hosts" sharing only Redis.
+"""Recreativ ad statistics for 200 campaigns at the sandbox's 5 requests/s: achieved rate over allowed,
+429s served; one process, two at once, two "hosts" sharing only Redis.
 
 Each extraction runs in its own process (``recreativ/offer_statistics`` extractor
 with the real hook, budget and retry policy) against a sandbox that enforces 5
@@ -20,8 +21,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from include.sandbox.connections import connections
 from bench._hosts import scratch_redis
+from include.sandbox.connections import connections
 from include.sandbox.control import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,10 @@ def extract(processes: int, sandbox_url: str, state_dir: str, redis_url: str | N
     code = WORKER.format(paths=[str(ROOT), str(ROOT / "plugins")])
     envs = [env] * processes
     if redis_url:  # separate hosts: a state directory each, the budget in Redis
-        envs = [{**env, "VENDORFLOW_STATE_DIR": f"{state_dir}/host-{n}", "VENDORFLOW_REDIS_URL": redis_url}
-                for n in range(processes)]
+        envs = [
+            {**env, "VENDORFLOW_STATE_DIR": f"{state_dir}/host-{n}", "VENDORFLOW_REDIS_URL": redis_url}
+            for n in range(processes)
+        ]
     workers = [subprocess.Popen([sys.executable, "-c", code], env=e, stdout=subprocess.PIPE, text=True) for e in envs]
     outputs = [w.communicate(timeout=1800)[0].strip().splitlines()[-1].split() for w in workers]
     if any(w.returncode for w in workers):
@@ -77,11 +80,18 @@ def main() -> None:
         sandbox.configure("recreativ", campaigns=campaigns, rate_limit=LIMIT, latency_ms=latency)
         print(f"{campaigns} campaigns, sandbox limit {LIMIT:g} requests/s per token, {latency} ms per answer")
         print(f"{'mode':>22} {'requests':>9} {'rows':>7} {'achieved/s':>11} {'of allowed':>11} {'429s':>5}")
-        for label, processes, shared in (("1 process", 1, None), ("2 processes, 1 host", 2, None),
-                                         ("2 hosts, Redis", 2, redis_url)):
+        for label, processes, shared in (
+            ("1 process", 1, None),
+            ("2 processes, 1 host", 2, None),
+            ("2 hosts, Redis", 2, redis_url),
+        ):
             result = extract(processes, sandbox.base_url, state_dir, shared)
             requests_seen, rate, throttled = measure(sandbox, str(result["token"]))
-            print(f"{label:>22} {requests_seen:>9} {int(result['rows']):>7} {rate:>11.3f} {rate / LIMIT:>10.1%} {throttled:>5}", flush=True)
+            print(
+                f"{label:>22} {requests_seen:>9} {int(result['rows']):>7} {rate:>11.3f} {rate / LIMIT:>10.1%} "
+                f"{throttled:>5}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ de-duplicated, blank lines skipped; an id that cannot be a user id (spaces,
 line-separator character is refused with its line and position before
 anything is sent.
 
-| task | what |
-|---|---|
-| `record_requests` | validates the ids and writes each new one to the ledger as `requested` |
-| `send_opt_outs` | sends every id not yet accepted (also what a crashed run left), marks each `accepted` with Algonomy's answer and time, republishes `algonomy/optouts` |
+- `record_requests` validates the ids and writes each new one to the ledger as
+  `requested`;
+- `send_opt_outs` sends every id not yet accepted (also what a crashed run left),
+  marks each `accepted` with Algonomy's answer and time, and republishes
+  `algonomy/optouts`.
 
 An id accepted once is never sent again, whatever the reruns, retries or
 crashes. Sending is concurrent, paced by the connection's budget
@@ -40,6 +41,7 @@ import pendulum
 from airflow.sdk import DAG, Param
 
 from vendorflow.dag_defaults import default_args
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.vendors.algonomy.operators import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
 
 with DAG(
@@ -47,7 +49,7 @@ with DAG(
     schedule=timedelta(hours=1),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "algonomy/optouts"),
     tags=["vendorflow", "algonomy", "privacy"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=2)),
     max_active_runs=1,

@@ -24,6 +24,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -31,7 +32,7 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "allyy/models"),
     tags=["vendorflow", "allyy", "extract"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
     params=extraction_params(),

@@ -32,11 +32,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetAny, Param, task
 
-from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
+from vendorflow.dag_defaults import default_args
+from vendorflow.datasets.docs import dag_doc
+from vendorflow.operators.dataset import DatasetOperator
 from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 from vendorflow.vendors.allyy.uploads import load_targets
-from vendorflow.operators.dataset import DatasetOperator
 
 TARGETS = load_targets()
 
@@ -45,7 +46,7 @@ with DAG(
     schedule=AssetAny(*(asset(t.dataset) for t in TARGETS)) if TARGETS else None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "allyy/uploads"),
     tags=["vendorflow", "allyy", "upload"],
     default_args=default_args(retries=2, retry_delay=timedelta(minutes=5)),
     max_active_runs=1,  # uploads of one datasource in order, and one ledger writer at a time
@@ -58,7 +59,9 @@ with DAG(
             description="For manual runs: partitions to upload, e.g. recreativ/offer_statistics/dt=2024-03-01 "
             "(a dataset alone means its partition of the run's logical date).",
         ),
-        "force": Param(False, type="boolean", title="Force", description="Upload again partitions Allyy already finished."),
+        "force": Param(
+            False, type="boolean", title="Force", description="Upload again partitions Allyy already finished."
+        ),
     },
 ):
     upload = AllyyUploadOperator(task_id="upload", poll_interval=15.0)

@@ -4,10 +4,8 @@
 Daily, for the logical date (the data interval's start day, UTC), writes under
 `<data_root>/footprints/`:
 
-| dataset | what | requests |
-|---|---|---|
-| `leads` | leads created that day (`startDate = endDate = dt`), nested offer/SKU/consultant flattened, e-mail and phone as `_hmac` | one per page, to the first empty page |
-| `offers`, `skus`, `catalogues`, `locations`, `channels`, `offline_campaigns` | snapshots of the reference lists, to join leads with | one per page, to `X-Total-Pages` |
+Requests: leads one per page, to the first empty page; the reference lists one
+per page, to `X-Total-Pages`. The datasets and their columns are listed below.
 
 Lead pages are fetched `concurrency` at a time (connection extra, default 4)
 and streamed to Parquet in order, so memory follows the page size, not the
@@ -30,6 +28,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -37,7 +36,16 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(
+        __doc__,
+        "footprints/leads",
+        "footprints/offers",
+        "footprints/skus",
+        "footprints/catalogues",
+        "footprints/locations",
+        "footprints/channels",
+        "footprints/offline_campaigns",
+    ),
     tags=["vendorflow", "footprints", "extract"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
     params=extraction_params(),

@@ -3,10 +3,8 @@
 
 Daily snapshots under `<data_root>/footprints/`:
 
-| dataset | what | requests |
-|---|---|---|
-| `loyalty_campaigns` | every loyalty campaign (`/api/loyaltyCode/campaigns`), `active` when `/active-campaigns` lists it | 2 |
-| `loyalty_codes` | every allocated, redeemed or blocked code of every campaign (`POST /api/loyaltyCode/list`), client e-mail and phone as `_hmac` | one per page, to `totalResults` |
+Requests: campaigns 2 (the list and `/active-campaigns`); codes one per page,
+to `totalResults`. The datasets and their columns are listed below.
 
 Each is validated (unknown code statuses, malformed ids, campaigns ending
 before they start, row count against `totalResults`) before it replaces the
@@ -23,6 +21,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -30,7 +29,7 @@ with DAG(
     schedule=CronDataIntervalTimetable("30 1 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "footprints/loyalty_campaigns", "footprints/loyalty_codes"),
     tags=["vendorflow", "footprints", "extract", "loyalty"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
     params=extraction_params(),

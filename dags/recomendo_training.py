@@ -30,8 +30,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from vendorflow.dag_defaults import default_args
 from vendorflow.assets import asset
+from vendorflow.dag_defaults import default_args
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.vendors.recomendo.operators import RecomendoEventsOperator, RecomendoTrainingOperator
 
 with DAG(
@@ -39,13 +40,19 @@ with DAG(
     schedule=[asset("footprints/leads")],
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "recomendo/events_sent", "recomendo/training_requests"),
     tags=["vendorflow", "recomendo", "load"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=2)),
     max_active_runs=4,
     params={
-        "dt": Param(None, type=["null", "string", "array"], description="footprints/leads partition(s), YYYY-MM-DD; default: the triggering asset events'"),
-        "interaction_event": Param("lead", type="string", pattern=r"^[^$]", description="name of the customer -> offer event"),
+        "dt": Param(
+            None,
+            type=["null", "string", "array"],
+            description="footprints/leads partition(s), YYYY-MM-DD; default: the triggering asset events'",
+        ),
+        "interaction_event": Param(
+            "lead", type="string", pattern=r"^[^$]", description="name of the customer -> offer event"
+        ),
     },
 ):
     events = RecomendoEventsOperator(

@@ -23,6 +23,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.vendors.recomendo.operators import RecomendoUsageOperator
 
 with DAG(
@@ -30,7 +31,7 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "recomendo/usage"),
     tags=["vendorflow", "recomendo", "extract"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
     params=extraction_params(),

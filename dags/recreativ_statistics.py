@@ -4,11 +4,8 @@
 Daily, for the logical date (the data interval's start day, UTC), writes three
 datasets under `<data_root>/recreativ/`:
 
-| dataset | what | requests |
-|---|---|---|
-| `campaigns` | snapshot of the campaign list | 1 |
-| `campaign_statistics` | views, clicks and spend per campaign that day | 1 |
-| `offer_statistics` | the same per ad (teaser) | 1 per campaign |
+Requests: the campaign list 1, the campaign statistics 1, the ad statistics 1
+per campaign. The datasets and their columns are listed below.
 
 Each is validated with Great Expectations before it replaces the day's
 partition; a failing batch goes to `_quarantine/` and the task fails. All
@@ -26,6 +23,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from vendorflow.dag_defaults import default_args, extraction_params
+from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
 
 with DAG(
@@ -33,7 +31,7 @@ with DAG(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    doc_md=__doc__,
+    doc_md=dag_doc(__doc__, "recreativ/campaigns", "recreativ/campaign_statistics", "recreativ/offer_statistics"),
     tags=["vendorflow", "recreativ", "extract"],
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5)),
     params=extraction_params(),

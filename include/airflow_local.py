@@ -58,33 +58,48 @@ class LocalAirflow:
 
 def airflow_environment(sandbox_url: str, *, home: Path, port: int, paused: bool, slots: int = 4) -> dict[str, str]:
     env = local_environment(sandbox_url, home=home, connections_in_env=False)
-    env.update({
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": str(slots),  # LocalExecutor workers: one process per slot
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file(home / "jwt-secret"),
-        "AIRFLOW__API__SECRET_KEY": secret_file(home / "api-secret-key"),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(paused),
-        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the Test button of the Connections page
-    })
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(slots),  # LocalExecutor workers: one process per slot
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file(home / "jwt-secret"),
+            "AIRFLOW__API__SECRET_KEY": secret_file(home / "api-secret-key"),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(paused),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the Test button of the Connections page
+        }
+    )
     return env
 
 
 def _airflow(env: dict[str, str], *args: str, timeout: float = 600) -> None:
-    done = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode:
         raise RuntimeError(f"airflow {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
 
 
 @contextlib.contextmanager
-def running_airflow(sandbox_url: str, *, home: Path = UI_HOME, port: int = 8080, paused: bool = False,
-                    env_overrides: dict[str, str] | None = None, timeout: float = 300) -> Iterator[LocalAirflow]:
+def running_airflow(
+    sandbox_url: str,
+    *,
+    home: Path = UI_HOME,
+    port: int = 8080,
+    paused: bool = False,
+    env_overrides: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> Iterator[LocalAirflow]:
     """Migrate the database, import the sandbox connections, start every component, wait for the UI."""
     env = {**airflow_environment(sandbox_url, home=home, port=port, paused=paused), **(env_overrides or {})}
     (home / "logs").mkdir(parents=True, exist_ok=True)
@@ -101,8 +116,9 @@ def running_airflow(sandbox_url: str, *, home: Path = UI_HOME, port: int = 8080,
             if component == "api-server":
                 # Bound to this machine: the local UI signs everyone in as admin.
                 command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-            airflow.processes[component] = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=log,
-                                                            stderr=subprocess.STDOUT, start_new_session=True)
+            airflow.processes[component] = subprocess.Popen(
+                command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while True:
             airflow.check_alive()
@@ -139,11 +155,14 @@ def main() -> int:
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8765"))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the components and the sandbox too, as Ctrl-C does
     with running_sandbox(sandbox_port) as sandbox:
-        print(f"sandbox on {sandbox.base_url}; starting Airflow in {UI_HOME} (logs in {UI_HOME / 'logs'}) ...", flush=True)
+        print(
+            f"sandbox on {sandbox.base_url}; starting Airflow in {UI_HOME} (logs in {UI_HOME / 'logs'}) ...", flush=True
+        )
         with running_airflow(sandbox.base_url, port=args.port, paused=args.paused) as airflow:
             print(
                 f"\nAirflow UI: {airflow.url}  (no login needed locally)\n"
-                f"  Dags             every vendorflow DAG, {'paused' if args.paused else 'unpaused'}; trigger one with the play button\n"
+                f"  Dags             every vendorflow DAG, {'paused' if args.paused else 'unpaused'}; trigger one "
+                "with the play button\n"
                 f"  Vendors          (navigation bar) the datasets, their validation, freshness and actions\n"
                 f"  Admin > Connections   the sandbox connections; open one and press Test\n"
                 f"Ctrl-C stops Airflow and the sandbox.",

@@ -38,10 +38,13 @@ DEMO_RUNS: list[tuple[str, dict[str, Any] | None]] = [
 def installed_runs() -> list[tuple[str, dict[str, Any] | None]]:
     return [(dag_id, conf) for dag_id, conf in DEMO_RUNS if (PROJECT_ROOT / "dags" / f"{dag_id}.py").exists()]
 
+
 _STATE = re.compile(r"DagRun Finished: .*?state=(\w+)")
 
 
-def run_dag(dag_id: str, day: date, conf: dict[str, Any] | None, env: dict[str, str], log_dir: Path) -> tuple[str, float]:
+def run_dag(
+    dag_id: str, day: date, conf: dict[str, Any] | None, env: dict[str, str], log_dir: Path
+) -> tuple[str, float]:
     command = [sys.executable, "-m", "airflow", "dags", "test", dag_id, day.isoformat()]
     if conf:
         command += ["-c", json.dumps(conf)]
@@ -77,7 +80,9 @@ def report(data_root: Path) -> list[str]:
         )
     if drifted:
         lines.append("")
-        lines.append("Schema drift (fields the vendor sent that no column maps, or declared fields it stopped sending):")
+        lines.append(
+            "Schema drift (fields the vendor sent that no column maps, or declared fields it stopped sending):"
+        )
         lines.extend(drifted)
     quarantined = sorted(data_root.glob("_quarantine/*/*/dt=*/*/validation.json"))
     if quarantined:
@@ -90,8 +95,9 @@ def report(data_root: Path) -> list[str]:
     lines.append(f"Data root:  {data_root}")
     lines.append(f"Data Docs:  {docs.as_uri() if docs.exists() else '(not built)'}")
     lines.append("In Airflow: make airflow, then http://localhost:8080 > Vendors (datasets, freshness, actions)")
-    query = f"select * from read_parquet('{data_root}/recreativ/offer_statistics/*/*.parquet', hive_partitioning=true) limit 5"
-    lines.append(f"Read it:    .venv/bin/python -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\"")
+    files = f"{data_root}/recreativ/offer_statistics/*/*.parquet"
+    query = f"select * from read_parquet('{files}', hive_partitioning=true) limit 5"
+    lines.append(f'Read it:    .venv/bin/python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
     return lines
 
 
@@ -108,8 +114,14 @@ def main() -> int:
     with running_sandbox(args.port or None, log_path=log_dir / "sandbox.log") as sandbox:
         env = local_environment(sandbox.base_url)
         print(f"  sandbox          {sandbox.base_url}", flush=True)
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=PROJECT_ROOT,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         failures = 0
         for dag_id, conf in installed_runs():
             if args.only and dag_id not in args.only:

@@ -41,7 +41,8 @@ def local_environment(sandbox_url: str, *, home: Path = DEMO_HOME, connections_i
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW_VAR_DATA_ROOT": env.get("AIRFLOW_VAR_DATA_ROOT", str(DATA_ROOT)),
-            "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY") or secret_file(AIRFLOW_HOME / "demo-pii-hmac-key"),
+            "AIRFLOW_VAR_PII_HMAC_KEY": env.get("AIRFLOW_VAR_PII_HMAC_KEY")
+            or secret_file(AIRFLOW_HOME / "demo-pii-hmac-key"),
             "VENDORFLOW_STATE_DIR": str(AIRFLOW_HOME / "vendorflow-state"),
             "GX_ANALYTICS_ENABLED": "False",
             "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),

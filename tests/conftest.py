@@ -111,7 +111,10 @@ def airflow_db() -> None:
     """A migrated Airflow metadata database (SQLite) for the session."""
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, capture_output=True, env=os.environ.copy(), cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        cwd=PROJECT_ROOT,
     )
 
 

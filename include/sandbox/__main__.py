@@ -18,8 +18,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper())
     print(f"vendor sandbox on http://{args.host}:{args.port} (control API under /_sandbox)", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_keep_alive=30, backlog=2048)
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
 
 
 if __name__ == "__main__":

@@ -152,14 +152,21 @@ def token_of(scope: dict[str, Any]) -> str | None:
 
 
 def throttled(window: float) -> tuple[int, dict[str, str], bytes]:
-    body = json.dumps({"error_description": "Too Many Requests: above 100 user ID updates per second", "error": "too_many_requests"})
+    body = json.dumps(
+        {"error_description": "Too Many Requests: above 100 user ID updates per second", "error": "too_many_requests"}
+    )
     return 429, {"content-type": "application/json", "retry-after": f"{window:g}"}, body.encode()
 
 
 def vendor() -> Vendor:
     config: dict[str, Any] = {"rate_limit": 100, "expires_in": DEFAULT_EXPIRES_IN, "latency_ms": 0}
     return Vendor(
-        name="algonomy", prefix=PREFIX, app=create_app(config, _REGISTRY), token_of=token_of, throttled=throttled, config=config
+        name="algonomy",
+        prefix=PREFIX,
+        app=create_app(config, _REGISTRY),
+        token_of=token_of,
+        throttled=throttled,
+        config=config,
     )
 
 

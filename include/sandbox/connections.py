@@ -27,4 +27,7 @@ def connections(base_url: str, *, suffix: str = "") -> dict[str, dict]:
 
 def environment(base_url: str, *, suffix: str = "") -> dict[str, str]:
     """The same, as ``AIRFLOW_CONN_<ID>`` environment variables (JSON form)."""
-    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections(base_url, suffix=suffix).items()}
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+        for conn_id, conn in connections(base_url, suffix=suffix).items()
+    }

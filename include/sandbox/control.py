@@ -74,7 +74,10 @@ def running_sandbox(port: int | None = None, *, log_path: Path | None = None) ->
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "include.sandbox", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=output, stderr=output,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=output,
+        stderr=output,
     )
     sandbox = Sandbox(f"http://127.0.0.1:{port}")
     try:

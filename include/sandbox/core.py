@@ -130,7 +130,13 @@ class SandboxState:
             self.seen: deque[Seen] = deque(maxlen=200_000)
             self.windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
             self.counters: dict[str, dict[str, Any]] = defaultdict(
-                lambda: {"requests": 0, "throttled": 0, "faults": 0, "by_status": defaultdict(int), "by_path": defaultdict(int)}
+                lambda: {
+                    "requests": 0,
+                    "throttled": 0,
+                    "faults": 0,
+                    "by_status": defaultdict(int),
+                    "by_path": defaultdict(int),
+                }
             )
             for vendor in self.vendors.values():
                 vendor.config.clear()
@@ -192,7 +198,11 @@ class SandboxState:
                 name: {**c, "by_status": dict(c["by_status"]), "by_path": dict(c["by_path"])}
                 for name, c in self.counters.items()
             }
-        return data.get(vendor, {"requests": 0, "throttled": 0, "faults": 0, "by_status": {}, "by_path": {}}) if vendor else data
+        return (
+            data.get(vendor, {"requests": 0, "throttled": 0, "faults": 0, "by_status": {}, "by_path": {}})
+            if vendor
+            else data
+        )
 
     def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -240,17 +250,22 @@ def _echo_body(scope: Scope, status: int) -> bytes:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
     query = scope.get("query_string", b"").decode("latin-1")
     echoed = "; ".join(f"{k}: {v}" for k, v in headers.items())
-    return json.dumps({
-        "message": f"Bad request {scope['method']} {scope['path']}?{query} with headers {echoed}",
-        "status": status,
-        "request": {"headers": headers, "query": query},
-    }).encode()
+    return json.dumps(
+        {
+            "message": f"Bad request {scope['method']} {scope['path']}?{query} with headers {echoed}",
+            "status": status,
+            "request": {"headers": headers, "query": query},
+        }
+    ).encode()
 
 
 def _break_body(body: bytes, fault: Fault) -> tuple[bytes, str]:
     """A broken version of a JSON body, and its content type."""
     if fault.variant == "html":
-        return b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>", "text/html"
+        return (
+            b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>",
+            "text/html",
+        )
     if fault.variant == "xml":
         try:
             return to_xml(json.loads(body)).encode(), "application/json"
@@ -318,7 +333,7 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        sub_path = path[len(vendor.prefix):] or "/"
+        sub_path = path[len(vendor.prefix) :] or "/"
         token = vendor.token_of(scope)
         seen = Seen(now, vendor.name, method, sub_path, scope.get("query_string", b"").decode(), token=token)
         recorded = False
@@ -343,7 +358,9 @@ class SandboxMiddleware:
                 seen.fault = fault.kind if fault.kind != "status" else f"status {fault.status}"
             if fault is not None and fault.kind == "echo":
                 status = fault.status if fault.status != 503 else 400
-                await _send_simple(tracking_send, status, {"content-type": "application/json"}, _echo_body(scope, status))
+                await _send_simple(
+                    tracking_send, status, {"content-type": "application/json"}, _echo_body(scope, status)
+                )
                 return
             if fault is not None and fault.kind == "status":
                 headers = {"content-type": "application/json"}
@@ -353,7 +370,9 @@ class SandboxMiddleware:
                 await _send_simple(tracking_send, fault.status, headers, body)
                 return
             if not self.state.admit(vendor, token, now):
-                status, headers, body = (vendor.throttled or _default_throttled)(float(vendor.config.get("rate_window", 1.0)))
+                status, headers, body = (vendor.throttled or _default_throttled)(
+                    float(vendor.config.get("rate_window", 1.0))
+                )
                 await _send_simple(tracking_send, status, headers, body)
                 return
             latency = float(vendor.config.get("latency_ms", 0)) / 1000

@@ -117,10 +117,15 @@ class World:
             rnd = random.Random(_seed("offer", i))
             cat = cats[i % len(cats)]
             price: Any = rnd.choice([rnd.randint(50, 5000), round(rnd.uniform(10, 900), 2)])
-            out.append({
-                "_id": oid("offer", i), "name": f"Offer {i + 1}", "price": price,
-                "externalId": f"OF{1000 + i}", "offerCategory": {"_id": cat["_id"], "name": cat["name"]},
-            })
+            out.append(
+                {
+                    "_id": oid("offer", i),
+                    "name": f"Offer {i + 1}",
+                    "price": price,
+                    "externalId": f"OF{1000 + i}",
+                    "offerCategory": {"_id": cat["_id"], "name": cat["name"]},
+                }
+            )
         return out
 
     def sku_list(self) -> list[dict[str, Any]]:
@@ -129,40 +134,69 @@ class World:
         for i in range(self.skus):
             rnd = random.Random(_seed("sku", i))
             offer = offers[i % len(offers)]
-            out.append({
-                "_id": oid("sku", i), "name": f"SKU {i + 1}", "price": rnd.randint(10, 9000),
-                "externalId": f"SK{5000 + i}", "quantity": rnd.randint(1, 5),
-                "offer": {"_id": offer["_id"], "name": offer["name"]},
-            })
+            out.append(
+                {
+                    "_id": oid("sku", i),
+                    "name": f"SKU {i + 1}",
+                    "price": rnd.randint(10, 9000),
+                    "externalId": f"SK{5000 + i}",
+                    "quantity": rnd.randint(1, 5),
+                    "offer": {"_id": offer["_id"], "name": offer["name"]},
+                }
+            )
         return out
 
     def location_list(self) -> list[dict[str, Any]]:
         return [
             {
-                "_id": oid("location", i), "timestamp": iso(datetime(2018, 8, 7, 10, 29, 7, 932000, timezone.utc)),
+                "_id": oid("location", i),
+                "timestamp": iso(datetime(2018, 8, 7, 10, 29, 7, 932000, timezone.utc)),
                 "createdAt": iso(datetime(2018, 8, 7, 10, 29, 7, 932000, timezone.utc) + timedelta(days=i)),
-                "areaId": oid("area", i % 4), "name": f"Store {i + 1}", "description": "09:00-21:00",
-                "address": f"Str. Exemplu nr. {i + 1}", "__v": 1, "coords": [44.4 + i / 100, 26.1 + i / 100], "image": "",
+                "areaId": oid("area", i % 4),
+                "name": f"Store {i + 1}",
+                "description": "09:00-21:00",
+                "address": f"Str. Exemplu nr. {i + 1}",
+                "__v": 1,
+                "coords": [44.4 + i / 100, 26.1 + i / 100],
+                "image": "",
             }
             for i in range(self.locations)
         ]
 
     def channel_list(self) -> list[dict[str, Any]]:
-        return [{"_id": oid("channel", i), "name": f"Channel {i + 1}", "mediaType": MEDIA[i % len(MEDIA)]} for i in range(self.channels)]
+        return [
+            {"_id": oid("channel", i), "name": f"Channel {i + 1}", "mediaType": MEDIA[i % len(MEDIA)]}
+            for i in range(self.channels)
+        ]
 
     def offline_campaign_list(self) -> list[dict[str, Any]]:
         locations = self.location_list()
         out = []
         for i in range(self.offline_campaigns):
             start = datetime(2024, 1, 1, 11, 0, 18, tzinfo=timezone.utc) + timedelta(days=20 * i)
-            out.append({
-                "_id": oid("offline", i), "locationId": locations[i % len(locations)]["_id"], "name": f"Offline campaign {i + 1}",
-                "description": "", "image": None, "type": "offline", "budget": 1000 * (i % 4),
-                "startDate": iso(start), "endDate": iso(start + timedelta(days=90)),
-                "timestamp": iso(start - timedelta(days=1)), "createdAt": iso(start - timedelta(days=1)),
-                "drawFrequency": {"repeats": "none", "frequency": None, "day": None, "end": {"type": "", "value": ""}},
-                "winningType": [], "__v": 0,
-            })
+            out.append(
+                {
+                    "_id": oid("offline", i),
+                    "locationId": locations[i % len(locations)]["_id"],
+                    "name": f"Offline campaign {i + 1}",
+                    "description": "",
+                    "image": None,
+                    "type": "offline",
+                    "budget": 1000 * (i % 4),
+                    "startDate": iso(start),
+                    "endDate": iso(start + timedelta(days=90)),
+                    "timestamp": iso(start - timedelta(days=1)),
+                    "createdAt": iso(start - timedelta(days=1)),
+                    "drawFrequency": {
+                        "repeats": "none",
+                        "frequency": None,
+                        "day": None,
+                        "end": {"type": "", "value": ""},
+                    },
+                    "winningType": [],
+                    "__v": 0,
+                }
+            )
         return out
 
     def consultant(self, i: int) -> dict[str, Any]:
@@ -215,10 +249,16 @@ class World:
         }
         if b[27] < 218:
             user = f"client{client}"
-            record["userEmail"] = (f"{user}@example.com", f"{user.capitalize()}@Example.COM", f" {user}@example.org ")[b[28] % 3]
+            record["userEmail"] = (f"{user}@example.com", f"{user.capitalize()}@Example.COM", f" {user}@example.org ")[
+                b[28] % 3
+            ]
         if b[29] < 179:
             digits = f"07{client:08d}"
-            record["userPhone"] = (digits, f"+40 {digits[1:4]} {digits[4:7]} {digits[7:]}", f"({digits[:4]}) {digits[4:]}")[b[30] % 3]
+            record["userPhone"] = (
+                digits,
+                f"+40 {digits[1:4]} {digits[4:7]} {digits[7:]}",
+                f"({digits[:4]}) {digits[4:]}",
+            )[b[30] % 3]
         if b[31] < 205:
             record["channelId"] = refs["channels"][b[32] % len(refs["channels"])]["_id"]
         if b[33] < 77:
@@ -233,9 +273,14 @@ class World:
         return record
 
     def day_counts(self, start: date, end: date, overrides: dict[str, Any]) -> list[tuple[date, int]]:
-        return [(start + timedelta(days=n), self.lead_count(start + timedelta(days=n), overrides)) for n in range((end - start).days + 1)]
+        return [
+            (start + timedelta(days=n), self.lead_count(start + timedelta(days=n), overrides))
+            for n in range((end - start).days + 1)
+        ]
 
-    def leads_slice(self, start: date, end: date, offset: int, limit: int, overrides: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    def leads_slice(
+        self, start: date, end: date, offset: int, limit: int, overrides: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], int]:
         """Leads ``offset`` to ``offset + limit`` of the window (oldest first) and the window's total."""
         counts = self.day_counts(start, end, overrides)
         total = sum(n for _, n in counts)
@@ -271,24 +316,48 @@ class World:
             rnd = random.Random(_seed("loyalty", i))
             start = datetime(2024, 1, 1, 10, 59, 8, tzinfo=timezone.utc) + timedelta(days=45 * i)
             prizes = [
-                {"_id": oid("prize", i, j), "totalCodes": rnd.randint(20, 200), "pointsValue": 10 * (j + 1), "name": f"Prize {j + 1}"}
+                {
+                    "_id": oid("prize", i, j),
+                    "totalCodes": rnd.randint(20, 200),
+                    "pointsValue": 10 * (j + 1),
+                    "name": f"Prize {j + 1}",
+                }
                 for j in range(1 + i % 3)
             ]
-            out.append({
-                "_id": oid("loyalty", i), "internalId": "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(11)),
-                "name": f"Loyalty campaign {i + 1}", "type": "drive_loyalty" if i % 2 == 0 else "instant_win",
-                "budget": 500 * i, "salesCost": None, "monthlySellingCost": None, "monthlyServicingCost": None,
-                "productionCost": None, "profitabilityTime": None, "retentionRate": None, "landingPageURL": "",
-                "startDate": iso(start), "endDate": iso(start + timedelta(days=60)),
-                "expireCodesDate": iso(start + timedelta(days=365)),
-                "timestamp": iso(start - timedelta(hours=1)), "createdAt": iso(start - timedelta(hours=1)), "__v": 15,
-                "locationId": locations[i % len(locations)]["_id"],
-                "loyaltySettings": {"type": "instant" if i % 2 else "standard", "allowedChars": "", "codeLength": "8",
-                                    "loyaltyPrizeTypes": prizes},
-                "extraAllocations": [], "leads": [], "total": 0,
-                "_active": i % 3 != 2,  # sandbox-only; removed before answering
-                "_location_name": locations[i % len(locations)]["name"],
-            })
+            out.append(
+                {
+                    "_id": oid("loyalty", i),
+                    "internalId": "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(11)),
+                    "name": f"Loyalty campaign {i + 1}",
+                    "type": "drive_loyalty" if i % 2 == 0 else "instant_win",
+                    "budget": 500 * i,
+                    "salesCost": None,
+                    "monthlySellingCost": None,
+                    "monthlyServicingCost": None,
+                    "productionCost": None,
+                    "profitabilityTime": None,
+                    "retentionRate": None,
+                    "landingPageURL": "",
+                    "startDate": iso(start),
+                    "endDate": iso(start + timedelta(days=60)),
+                    "expireCodesDate": iso(start + timedelta(days=365)),
+                    "timestamp": iso(start - timedelta(hours=1)),
+                    "createdAt": iso(start - timedelta(hours=1)),
+                    "__v": 15,
+                    "locationId": locations[i % len(locations)]["_id"],
+                    "loyaltySettings": {
+                        "type": "instant" if i % 2 else "standard",
+                        "allowedChars": "",
+                        "codeLength": "8",
+                        "loyaltyPrizeTypes": prizes,
+                    },
+                    "extraAllocations": [],
+                    "leads": [],
+                    "total": 0,
+                    "_active": i % 3 != 2,  # sandbox-only; removed before answering
+                    "_location_name": locations[i % len(locations)]["name"],
+                }
+            )
         return out
 
     def codes(self) -> list[dict[str, Any]]:
@@ -301,14 +370,22 @@ class World:
                 code: dict[str, Any] = {
                     "code": f"{i:X}{''.join(rnd.choice('ABCDEFGHJKLMNPQRSTUVWXYZ23456789') for _ in range(7))}{k:03X}",
                     "campaign": {
-                        "_id": campaign["_id"], "internalId": campaign["internalId"], "name": campaign["name"],
-                        "type": campaign["type"], "startDate": campaign["startDate"], "endDate": campaign["endDate"],
+                        "_id": campaign["_id"],
+                        "internalId": campaign["internalId"],
+                        "name": campaign["name"],
+                        "type": campaign["type"],
+                        "startDate": campaign["startDate"],
+                        "endDate": campaign["endDate"],
                         "loyaltySettings": {"type": campaign["loyaltySettings"]["type"]},
                         "expireCodesDate": campaign["expireCodesDate"],
                     },
                     "client": {
-                        "_id": oid("client", client), "userFirstName": rnd.choice(FIRST_NAMES), "userLastName": rnd.choice(LAST_NAMES),
-                        "userEmail": f"client{client}@example.com", "userPhone": f"07{client:08d}", "userAddress": "",
+                        "_id": oid("client", client),
+                        "userFirstName": rnd.choice(FIRST_NAMES),
+                        "userLastName": rnd.choice(LAST_NAMES),
+                        "userEmail": f"client{client}@example.com",
+                        "userPhone": f"07{client:08d}",
+                        "userAddress": "",
                     },
                     "status": rnd.choices(CODE_STATUSES, weights=(6, 3, 1))[0],
                     "prize": {"pointsValue": (prize := rnd.choice(prizes))["pointsValue"], "name": prize["name"]},
@@ -348,8 +425,12 @@ def _references(world: World) -> dict[str, Any]:
     for sku in skus:
         by_offer.setdefault(sku["offer"]["_id"], []).append(sku)
     return {
-        "offers": world.offer_list(), "skus": skus, "skus_by_offer": by_offer, "locations": world.location_list(),
-        "channels": world.channel_list(), "offline": world.offline_campaign_list(),
+        "offers": world.offer_list(),
+        "skus": skus,
+        "skus_by_offer": by_offer,
+        "locations": world.location_list(),
+        "channels": world.channel_list(),
+        "offline": world.offline_campaign_list(),
     }
 
 
@@ -365,10 +446,17 @@ def public_campaign(campaign: dict[str, Any]) -> dict[str, Any]:
 def active_campaign(campaign: dict[str, Any]) -> dict[str, Any]:
     """The shorter shape of ``active-campaigns``."""
     return {
-        "_id": campaign["_id"], "internalId": campaign["internalId"], "name": campaign["name"],
-        "startDate": campaign["startDate"], "endDate": campaign["endDate"], "expireCodesDate": campaign["expireCodesDate"],
-        "loyaltySettings": {"loyaltyPrizeTypes": [{"name": p["name"]} for p in campaign["loyaltySettings"]["loyaltyPrizeTypes"]]},
-        "location": {"name": campaign["_location_name"]}, "total": 0,
+        "_id": campaign["_id"],
+        "internalId": campaign["internalId"],
+        "name": campaign["name"],
+        "startDate": campaign["startDate"],
+        "endDate": campaign["endDate"],
+        "expireCodesDate": campaign["expireCodesDate"],
+        "loyaltySettings": {
+            "loyaltyPrizeTypes": [{"name": p["name"]} for p in campaign["loyaltySettings"]["loyaltyPrizeTypes"]]
+        },
+        "location": {"name": campaign["_location_name"]},
+        "total": 0,
     }
 
 
@@ -406,7 +494,7 @@ class Tokens:
 def _sub_path(request: Request) -> str:
     """The path below the vendor's prefix (a mounted app sees the full path and its mount as ``root_path``)."""
     path, root = request.scope["path"], request.scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def create_app(config: dict[str, Any]) -> FastAPI:
@@ -419,8 +507,12 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         return World()
 
     def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json; charset=utf-8",
-                        headers=headers)
+        return Response(
+            json.dumps(body, ensure_ascii=False),
+            status_code=status,
+            media_type="application/json; charset=utf-8",
+            headers=headers,
+        )
 
     def error(message: str, status: int) -> Response:
         return answer({"status": "error", "message": message}, status)
@@ -432,11 +524,16 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         except ValueError:
             return error("page must be a number", 400)
         pages = max(1, -(-len(records) // size))
-        body = records[(page - 1) * size: page * size] if page >= 1 else []
-        return answer(body, headers={
-            "Access-Control-Expose-Headers": "X-Total-Pages, X-Records, X-Current-Page",
-            "X-Current-Page": str(page), "X-Records": str(len(records)), "X-Total-Pages": str(pages),
-        })
+        body = records[(page - 1) * size : page * size] if page >= 1 else []
+        return answer(
+            body,
+            headers={
+                "Access-Control-Expose-Headers": "X-Total-Pages, X-Records, X-Current-Page",
+                "X-Current-Page": str(page),
+                "X-Records": str(len(records)),
+                "X-Total-Pages": str(pages),
+            },
+        )
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
@@ -454,7 +551,11 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     async def token(request: Request) -> Response:
         header = request.headers.get("authorization", "")
         try:
-            key, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":") if header.lower().startswith("basic ") else ("", "", "")
+            key, _, secret = (
+                base64.b64decode(header[6:].strip()).decode().partition(":")
+                if header.lower().startswith("basic ")
+                else ("", "", "")
+            )
         except ValueError:
             key, secret = "", ""
         if not (key.startswith("sandbox") and secret.startswith("sandbox")):
@@ -464,16 +565,25 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         grant = fields.get("grant_type", "")
         if grant == "pin":
             if not fields.get("pin", "").isdigit():
-                return answer({"error": "invalid_grant", "error_description": "pin is required and must be digits"}, 400)
+                return answer(
+                    {"error": "invalid_grant", "error_description": "pin is required and must be digits"}, 400
+                )
         elif grant == "password":
             if not fields.get("username") or not fields.get("password"):
-                return answer({"error": "invalid_grant", "error_description": "username and password are required"}, 400)
+                return answer(
+                    {"error": "invalid_grant", "error_description": "username and password are required"}, 400
+                )
         elif grant != "client_credentials":
-            return answer({"error": "unsupported_grant_type", "error_description": f"Unsupported grant type: {grant}"}, 400)
+            return answer(
+                {"error": "unsupported_grant_type", "error_description": f"Unsupported grant type: {grant}"}, 400
+            )
         ttl = float(config.get("token_ttl", DEFAULTS["token_ttl"]))
         value = tokens.issue(grant, ttl, str(config.get("token_prefix", "fp")))
         body: dict[str, Any] = {
-            "access_token": value, "token_type": "bearer", "expires_in": int(ttl), "refresh_token": secrets.token_hex(32),
+            "access_token": value,
+            "token_type": "bearer",
+            "expires_in": int(ttl),
+            "refresh_token": secrets.token_hex(32),
             "scope": ["app_scope"] + (["hostess_scope"] if grant != "client_credentials" else []),
         }
         if grant != "client_credentials":
@@ -501,12 +611,23 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         body, total = world().leads_slice(start, end, (page - 1) * size, size, config.get("leads_by_day") or {})
         headers = None
         if config.get("lead_headers"):
-            headers = {"X-Total-Pages": str(max(1, -(-total // size))), "X-Records": str(total), "X-Current-Page": str(page)}
+            headers = {
+                "X-Total-Pages": str(max(1, -(-total // size))),
+                "X-Records": str(total),
+                "X-Current-Page": str(page),
+            }
         return answer(body, headers=headers)
 
     @app.get("/api/lead/action-types")
     def action_types() -> Response:
-        return answer({"data": [{"_id": oid("action-type", i), "name": f"Type {i + 1}", "createdAt": "2019-07-18T12:47:35.847Z"} for i in range(3)]})
+        return answer(
+            {
+                "data": [
+                    {"_id": oid("action-type", i), "name": f"Type {i + 1}", "createdAt": "2019-07-18T12:47:35.847Z"}
+                    for i in range(3)
+                ]
+            }
+        )
 
     @app.get("/api/lead/actions/{lead_id}")
     def lead_actions(lead_id: str) -> Response:
@@ -514,12 +635,23 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         if lead is None:
             return error("Lead not found", 404)
         rnd = random.Random(_seed("actions", lead_id))
-        return answer({"data": [
-            {"_id": oid("action", lead_id, k), "leadId": lead_id, "actionDetail": f"Call {k + 1}",
-             "leadActionTypeId": {"_id": oid("action-type", k % 3), "name": f"Type {k % 3 + 1}"}, "attachments": [],
-             "date": lead["createdAt"], "createdAt": lead["createdAt"], "updatedAt": lead["updatedAt"]}
-            for k in range(rnd.randint(0, 3))
-        ]})
+        return answer(
+            {
+                "data": [
+                    {
+                        "_id": oid("action", lead_id, k),
+                        "leadId": lead_id,
+                        "actionDetail": f"Call {k + 1}",
+                        "leadActionTypeId": {"_id": oid("action-type", k % 3), "name": f"Type {k % 3 + 1}"},
+                        "attachments": [],
+                        "date": lead["createdAt"],
+                        "createdAt": lead["createdAt"],
+                        "updatedAt": lead["updatedAt"],
+                    }
+                    for k in range(rnd.randint(0, 3))
+                ]
+            }
+        )
 
     @app.get("/api/client")
     def client(request: Request) -> Response:
@@ -527,16 +659,31 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         if not email.startswith("client") or "@" not in email:
             return error("Client not found", 404)
         try:
-            number = int(email[6:email.index("@")])
+            number = int(email[6 : email.index("@")])
         except ValueError:
             return error("Client not found", 404)
-        return answer({
-            "_id": oid("client", number), "userFirstName": FIRST_NAMES[number % 10], "userLastName": LAST_NAMES[number % 8],
-            "userEmail": email, "userPhone": request.query_params.get("userPhone") or f"07{number:08d}",
-            "timestamp": "2018-08-20T15:35:22.024Z", "createdAt": "2018-08-20T15:35:21.962Z", "type": "B2C", "__v": 2,
-            "kidsAge": [], "interests": [], "preferences": [], "employees": [], "marketingChannels": [],
-            "pointsOfPresence": [], "interactionsTimeline": [], "personalAssistance": [], "leads": [],
-        })
+        return answer(
+            {
+                "_id": oid("client", number),
+                "userFirstName": FIRST_NAMES[number % 10],
+                "userLastName": LAST_NAMES[number % 8],
+                "userEmail": email,
+                "userPhone": request.query_params.get("userPhone") or f"07{number:08d}",
+                "timestamp": "2018-08-20T15:35:22.024Z",
+                "createdAt": "2018-08-20T15:35:21.962Z",
+                "type": "B2C",
+                "__v": 2,
+                "kidsAge": [],
+                "interests": [],
+                "preferences": [],
+                "employees": [],
+                "marketingChannels": [],
+                "pointsOfPresence": [],
+                "interactionsTimeline": [],
+                "personalAssistance": [],
+                "leads": [],
+            }
+        )
 
     @app.get("/api/offerCategory")
     def catalogues(request: Request) -> Response:
@@ -564,7 +711,12 @@ def create_app(config: dict[str, Any]) -> FastAPI:
 
     @app.get("/api/loyaltyCode/active-campaigns")
     def active_campaigns() -> Response:
-        return answer({"status": "success", "campaigns": [active_campaign(c) for c in world().loyalty_campaign_list() if c["_active"]]})
+        return answer(
+            {
+                "status": "success",
+                "campaigns": [active_campaign(c) for c in world().loyalty_campaign_list() if c["_active"]],
+            }
+        )
 
     @app.get("/api/loyaltyCode/campaigns")
     def loyalty_campaigns() -> Response:
@@ -579,9 +731,19 @@ def create_app(config: dict[str, Any]) -> FastAPI:
             return error("page must be a number", 400)
         wanted = form.get("campaignInternalId") or None
         term = (form.get("searchTerm") or "").upper()
-        found = [c for c in _codes(world()) if (wanted is None or c["campaign"]["internalId"] == wanted) and term in c["code"]]
+        found = [
+            c
+            for c in _codes(world())
+            if (wanted is None or c["campaign"]["internalId"] == wanted) and term in c["code"]
+        ]
         size = int(config.get("codes_page_size", 50))
-        return answer({"status": "success", "clients": found[(page - 1) * size: page * size] if page >= 1 else [], "totalResults": len(found)})
+        return answer(
+            {
+                "status": "success",
+                "clients": found[(page - 1) * size : page * size] if page >= 1 else [],
+                "totalResults": len(found),
+            }
+        )
 
     return app
 

@@ -41,7 +41,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -51,7 +51,12 @@ from fastapi.responses import Response
 from include.sandbox.core import Vendor, bearer_token
 
 PREFIX = "/recomendo"
-SERVICES = {"auth": ("/v1/auth",), "client": ("/v1/usage", "/v1/train"), "events": ("/v1/events.json",), "predictions": ("/v1/queries.json",)}
+SERVICES = {
+    "auth": ("/v1/auth",),
+    "client": ("/v1/usage", "/v1/train"),
+    "events": ("/v1/events.json",),
+    "predictions": ("/v1/queries.json",),
+}
 _KEY = b"recomendo-sandbox-signing-key"
 RESERVED_EVENTS = frozenset({"$set", "$unset", "$delete"})
 BUILTIN_ENTITY_TYPES = frozenset({"pio_pr"})
@@ -72,7 +77,13 @@ def _unb64(text: str) -> bytes:
 
 def make_jwt(client_id: str, issued: float, lifetime: float) -> str:
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    claims = {"clientId": client_id, "jwtVersion": "0001", "iat": issued, "exp": issued + lifetime, "jti": uuid.uuid4().hex}
+    claims = {
+        "clientId": client_id,
+        "jwtVersion": "0001",
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
     payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
     signature = _b64(hmac.new(_KEY, f"{header}.{payload}".encode(), hashlib.sha256).digest())
     return f"{header}.{payload}.{signature}"
@@ -235,7 +246,9 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         with store.lock:
             store.auths.append({"t": issued, "client": client_id})
         token = make_jwt(client_id, issued, float(config.get("token_lifetime", 3600)))
-        return answer({"success": True, "messageCode": "CLIENT_AUTHENTICATED", "payload": {"token": token, "tokenType": "Bearer"}})
+        return answer(
+            {"success": True, "messageCode": "CLIENT_AUTHENTICATED", "payload": {"token": token, "tokenType": "Bearer"}}
+        )
 
     async def usage(request: Request) -> Response:
         client = client_of(request)
@@ -244,7 +257,13 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         day = today()
         with store.lock:
             queried = store.queries[(client, day.isoformat())]
-        report = usage_report(client, day, int(config.get("monthly_quota", 100_000)), str(config.get("usage_plan", "PROFESSIONAL")), queried)
+        report = usage_report(
+            client,
+            day,
+            int(config.get("monthly_quota", 100_000)),
+            str(config.get("usage_plan", "PROFESSIONAL")),
+            queried,
+        )
         return answer({"success": True, "messageCode": "USAGE_REPORT_AVAILABLE", "payload": report})
 
     async def events(request: Request) -> Response:
@@ -282,8 +301,18 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
             store.trainings.append({"t": now, "client": client, "status": 429 if refused else 200})
         if refused:
             wait = interval - (now - accepted[-1])
-            body = {"success": False, "messageCode": "TRAIN_LIMIT_EXCEEDED", "message": "Training requests are limited to one every 30 minutes", "payload": None}
-            return Response(json.dumps(body), status_code=429, media_type="application/json", headers={"Retry-After": f"{max(1, round(wait))}"})
+            body = {
+                "success": False,
+                "messageCode": "TRAIN_LIMIT_EXCEEDED",
+                "message": "Training requests are limited to one every 30 minutes",
+                "payload": None,
+            }
+            return Response(
+                json.dumps(body),
+                status_code=429,
+                media_type="application/json",
+                headers={"Retry-After": f"{max(1, round(wait))}"},
+            )
         return answer({"success": True, "messageCode": "EXECUTE_TRAIN_SCHEDULED", "payload": None})
 
     async def queries(request: Request) -> Response:
@@ -297,7 +326,9 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         if not isinstance(body, dict):
             return answer({"message": "the query must be a JSON object"}, 400)
         day = today()
-        report = usage_report(client, day, int(config.get("monthly_quota", 100_000)), "", store.queries[(client, day.isoformat())])
+        report = usage_report(
+            client, day, int(config.get("monthly_quota", 100_000)), "", store.queries[(client, day.isoformat())]
+        )
         if report["usages"][-1]["remainingQuota"] <= 0:
             return answer({"message": "Monthly quota exhausted"}, 429)
         with store.lock:
@@ -309,10 +340,17 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         ranked = [item for item, _ in popularity.most_common() if item not in seen]
         num = int(body.get("num", 10) or 10)
         total = sum(popularity.values()) or 1
-        return answer({"itemScores": [{"item": item, "score": round(popularity[item] / total * 10, 6)} for item in ranked[:num]]})
+        return answer(
+            {"itemScores": [{"item": item, "score": round(popularity[item] / total * 10, 6)} for item in ranked[:num]]}
+        )
 
-    routes = {"/v1/auth": ("POST", auth), "/v1/usage": ("GET", usage), "/v1/events.json": ("POST", events),
-              "/v1/train": ("POST", train), "/v1/queries.json": ("POST", queries)}
+    routes = {
+        "/v1/auth": ("POST", auth),
+        "/v1/usage": ("GET", usage),
+        "/v1/events.json": ("POST", events),
+        "/v1/train": ("POST", train),
+        "/v1/queries.json": ("POST", queries),
+    }
     for service, paths in SERVICES.items():
         for path in paths:
             method, endpoint = routes[path]

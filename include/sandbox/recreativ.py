@@ -65,7 +65,11 @@ class World:
             "id": offer_id,
             "title": f"Ad {offer_id}",
             "campaignId": campaign_id,
-            "img": {"url": f"https://img.example/{offer_id}.jpg", "allowedSizes": "100x100,200x200", "pattern": "{w}x{h}"},
+            "img": {
+                "url": f"https://img.example/{offer_id}.jpg",
+                "allowedSizes": "100x100,200x200",
+                "pattern": "{w}x{h}",
+            },
             "opis": "Lorem ipsum",
             "cost": f"{rnd.randint(1, 500)}.00",
             "url": f"https://shop.example/p/{offer_id}",
@@ -107,18 +111,61 @@ class World:
 
 
 USERS = [
-    {"id": 1, "username": "sandbox", "email": "owner@example.com", "type": "advertiser", "url": "https://example.com",
-     "date": "2015-02-18", "maxmoney": 100.0, "name": "Sandbox Owner", "telegram": "", "skype": "", "phone": "+70000000000",
-     "balance": 1234.5, "parentId": None},
-    {"id": 2, "username": "client-a", "email": "a@example.com", "type": "advertiser", "url": "https://a.example",
-     "date": "2016-03-01", "maxmoney": 50.0, "name": "Client A", "telegram": "", "skype": "", "phone": "", "balance": 10.0, "parentId": 1},
-    {"id": 3, "username": "client-b", "email": "b@example.com", "type": "publisher", "url": "https://b.example",
-     "date": "2017-04-02", "maxmoney": 0.0, "name": "Client B", "telegram": "", "skype": "", "phone": "", "balance": 0.0, "parentId": 1},
+    {
+        "id": 1,
+        "username": "sandbox",
+        "email": "owner@example.com",
+        "type": "advertiser",
+        "url": "https://example.com",
+        "date": "2015-02-18",
+        "maxmoney": 100.0,
+        "name": "Sandbox Owner",
+        "telegram": "",
+        "skype": "",
+        "phone": "+70000000000",
+        "balance": 1234.5,
+        "parentId": None,
+    },
+    {
+        "id": 2,
+        "username": "client-a",
+        "email": "a@example.com",
+        "type": "advertiser",
+        "url": "https://a.example",
+        "date": "2016-03-01",
+        "maxmoney": 50.0,
+        "name": "Client A",
+        "telegram": "",
+        "skype": "",
+        "phone": "",
+        "balance": 10.0,
+        "parentId": 1,
+    },
+    {
+        "id": 3,
+        "username": "client-b",
+        "email": "b@example.com",
+        "type": "publisher",
+        "url": "https://b.example",
+        "date": "2017-04-02",
+        "maxmoney": 0.0,
+        "name": "Client B",
+        "telegram": "",
+        "skype": "",
+        "phone": "",
+        "balance": 0.0,
+        "parentId": 1,
+    },
 ]
 SITE_CATEGORIES = [{"id": 1, "parent_id": None, "title": "News"}, {"id": 2, "parent_id": 1, "title": "Sports"}]
 SITES = [{"id": 10 + i, "url": f"https://site{i}.example", "category_id": str(1 + i % 2)} for i in range(3)]
-BLOCKS = {10 + i: [{"id": 100 + 10 * i + j, "bn": f"blk{i}{j}", "title": f"Block {j}"} for j in range(2)] for i in range(3)}
-CAMPAIGN_CATEGORIES = [{"id": 1, "parent_id": None, "title": "Retail"}, {"id": 2, "parent_id": None, "title": "Finance"}]
+BLOCKS = {
+    10 + i: [{"id": 100 + 10 * i + j, "bn": f"blk{i}{j}", "title": f"Block {j}"} for j in range(2)] for i in range(3)
+}
+CAMPAIGN_CATEGORIES = [
+    {"id": 1, "parent_id": None, "title": "Retail"},
+    {"id": 2, "parent_id": None, "title": "Finance"},
+]
 
 
 def token_of(scope: dict[str, Any]) -> str | None:
@@ -133,13 +180,17 @@ def throttled(window: float) -> tuple[int, dict[str, str], bytes]:
     import json
 
     body = json.dumps(_error("Too Many Requests", "Rate limit exceeded.", 429)).encode()
-    return 429, {
-        "content-type": "application/json; charset=UTF-8",
-        "x-rate-limit-limit": "5",
-        "x-rate-limit-remaining": "0",
-        "x-rate-limit-reset": f"{window:g}",
-        "retry-after": f"{window:g}",
-    }, body
+    return (
+        429,
+        {
+            "content-type": "application/json; charset=UTF-8",
+            "x-rate-limit-limit": "5",
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": f"{window:g}",
+            "retry-after": f"{window:g}",
+        },
+        body,
+    )
 
 
 def create_app(config: dict[str, Any]) -> FastAPI:
@@ -166,11 +217,16 @@ def create_app(config: dict[str, Any]) -> FastAPI:
             }
         accept = request.headers.get("accept", "")
         if "xml" in accept and "json" not in accept:
-            return Response(to_xml(body), status_code=status, media_type="application/xml; charset=UTF-8", headers=headers)
+            return Response(
+                to_xml(body), status_code=status, media_type="application/xml; charset=UTF-8", headers=headers
+            )
         import json
 
         return Response(
-            json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json; charset=UTF-8", headers=headers
+            json.dumps(body, ensure_ascii=False),
+            status_code=status,
+            media_type="application/json; charset=UTF-8",
+            headers=headers,
         )
 
     def not_found(request: Request, what: str) -> Response:
@@ -291,7 +347,12 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
         if scope == "campaigns":
             wanted = id_filter(request)
-            rows = [r for d in days for c in w.campaign_ids() if (wanted is None or c in wanted) and (r := w.campaign_day(c, d))]
+            rows = [
+                r
+                for d in days
+                for c in w.campaign_ids()
+                if (wanted is None or c in wanted) and (r := w.campaign_day(c, d))
+            ]
             return answer(request, rows)
         if scope != "offers":
             return bad_request(request, f"Unknown scope: {scope}")
@@ -312,7 +373,9 @@ def create_app(config: dict[str, Any]) -> FastAPI:
 
 def vendor() -> Vendor:
     config: dict[str, Any] = {"rate_limit": 5, "campaigns": DEFAULT_CAMPAIGNS, "latency_ms": 0}
-    return Vendor(name="recreativ", prefix=PREFIX, app=create_app(config), token_of=token_of, throttled=throttled, config=config)
+    return Vendor(
+        name="recreativ", prefix=PREFIX, app=create_app(config), token_of=token_of, throttled=throttled, config=config
+    )
 
 
 def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:

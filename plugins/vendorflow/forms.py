@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def number(label: str, description: str, *, default: float | None = None, minimum: float | None = None,
-           integer: bool = False) -> dict[str, Any]:
+def number(
+    label: str, description: str, *, default: float | None = None, minimum: float | None = None, integer: bool = False
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["integer" if integer else "number", "null"]}
     if default is not None:
         schema["default"] = default
@@ -20,8 +21,9 @@ def number(label: str, description: str, *, default: float | None = None, minimu
     return {"label": label, "description": description, "schema": schema}
 
 
-def text(label: str, description: str, *, default: str | None = None, secret: bool = False,
-         choices: list[str] | None = None) -> dict[str, Any]:
+def text(
+    label: str, description: str, *, default: str | None = None, secret: bool = False, choices: list[str] | None = None
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if default is not None:
         schema["default"] = default
@@ -36,8 +38,16 @@ def text(label: str, description: str, *, default: str | None = None, secret: bo
 COMMON_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": number("Read timeout (s)", "Seconds to wait for an answer.", default=60, minimum=0),
     "connect_timeout": number("Connect timeout (s)", "Seconds to wait for a connection.", default=10, minimum=0),
-    "retries": number("Attempts", "Attempts per request for 429, 5xx and dropped connections.", default=6, minimum=1, integer=True),
-    "backoff_seconds": number("First backoff (s)", "Backoff before the first retry, doubled each retry (with jitter).", default=1, minimum=0),
-    "max_backoff_seconds": number("Longest backoff (s)", "Cap of the exponential backoff; Retry-After still wins.", default=60, minimum=0),
-    "concurrency": number("Concurrency", "Requests in flight at once where an extraction fans out.", default=4, minimum=1, integer=True),
+    "retries": number(
+        "Attempts", "Attempts per request for 429, 5xx and dropped connections.", default=6, minimum=1, integer=True
+    ),
+    "backoff_seconds": number(
+        "First backoff (s)", "Backoff before the first retry, doubled each retry (with jitter).", default=1, minimum=0
+    ),
+    "max_backoff_seconds": number(
+        "Longest backoff (s)", "Cap of the exponential backoff; Retry-After still wins.", default=60, minimum=0
+    ),
+    "concurrency": number(
+        "Concurrency", "Requests in flight at once where an extraction fans out.", default=4, minimum=1, integer=True
+    ),
 }

@@ -2,14 +2,15 @@
 client (session, limiter, retry) per hook, and a ``test_connection`` that never raises.
 
 The connection forms (labels, hidden fields, typed extras) are declared in
-:mod:`vendorflow.provider`, not in the hooks."""
+:mod:`vendorflow.vendors.<vendor>.form` (registered by :mod:`vendorflow.provider`); an extra's
+default is read from there (:meth:`VendorHook.form_default`), never restated in a hook."""
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit, urlunsplit
 from functools import cached_property
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
@@ -35,6 +36,10 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "token_leeway_seconds": (0, 86_400, "seconds"),
 }
 
+
+FORM_DEFAULT: Any = object()  # an extra's default is the one its connection form declares
+
+
 class VendorHook(BaseHook):
     """Base of the five vendor hooks; subclasses set the class attributes and build the client."""
 
@@ -44,8 +49,6 @@ class VendorHook(BaseHook):
     hook_name: ClassVar[str]
     vendor_name: ClassVar[str]
     default_host: ClassVar[str | None] = None
-    default_requests_per_second: ClassVar[float | None] = None
-    default_concurrency: ClassVar[int] = 4
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         # Airflow's connection test (the Test button) builds a hook as ``Hook(<conn_name_attr>=conn_id)``.
@@ -72,25 +75,35 @@ class VendorHook(BaseHook):
             raise ConfigError(f"Connection {self.conn_id!r}: extra must be a JSON object")
         # Older UIs store form fields as ``extra__<type>__<name>``; both spellings mean the same.
         prefix = f"extra__{self.conn_type}__"
-        return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in value.items()}
+        return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in value.items()}
+
+    @classmethod
+    def form_default(cls, key: str) -> Any:
+        """The default of an extra, as the vendor's connection form declares it (the one place
+        defaults are written: the form shows them, the hook uses them)."""
+        from vendorflow import vendors
+
+        field = vendors.module(cls.conn_type, "form").FORM["conn-fields"].get(key)
+        return field["schema"].get("default") if field else None
 
     def config_error(self, problem: str) -> ConfigError:
         return ConfigError(f"Connection {self.conn_id!r} ({self.vendor_name}): {problem}")
 
-    def extra_str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+    def extra_str(self, key: str, default: Any = FORM_DEFAULT, *, required: bool = False) -> str | None:
         value = self.extras.get(key)
         if value in (None, ""):
             if required:
                 raise self.config_error(f"extra {key!r} is required")
-            return default
+            return self.form_default(key) if default is FORM_DEFAULT else default
         if not isinstance(value, (str, int)):
             raise self.config_error(f"extra {key!r} must be a string")
         return str(value)
 
-    def extra_float(self, key: str, default: float | None = None, *, minimum: float = 0.0) -> float | None:
+    def extra_float(self, key: str, default: Any = FORM_DEFAULT, *, minimum: float = 0.0) -> float | None:
         value = self.extras.get(key)
         if value in (None, ""):
-            return default
+            default = self.form_default(key) if default is FORM_DEFAULT else default
+            return None if default is None else float(default)
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -113,12 +126,15 @@ class VendorHook(BaseHook):
         """Check every bounded extra the connection sets (called before the first request)."""
         for key in BOUNDS:
             if self.extras.get(key) not in (None, ""):
-                self.extra_float(key, minimum=-1e300)
+                self.extra_float(key, None, minimum=-1e300)
 
-    def extra_int(self, key: str, default: int, *, minimum: int = 1) -> int:
+    def extra_int(self, key: str, default: Any = FORM_DEFAULT, *, minimum: int = 1) -> int:
         value = self.extras.get(key)
         if value in (None, ""):
-            return default
+            default = self.form_default(key) if default is FORM_DEFAULT else default
+            if default is None:
+                raise self.config_error(f"extra {key!r} is required")
+            return int(default)
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -179,15 +195,15 @@ class VendorHook(BaseHook):
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
-            attempts=self.extra_int("retries", 6),
-            initial=self.extra_float("backoff_seconds", 1.0) or 1.0,
-            maximum=self.extra_float("max_backoff_seconds", 60.0) or 60.0,
+            attempts=self.extra_int("retries"),
+            initial=self.extra_float("backoff_seconds") or 1.0,
+            maximum=self.extra_float("max_backoff_seconds") or 60.0,
         )
 
     def timeout(self) -> tuple[float, float]:
         return (
-            self.extra_float("connect_timeout", DEFAULT_TIMEOUT[0]) or DEFAULT_TIMEOUT[0],
-            self.extra_float("timeout", DEFAULT_TIMEOUT[1]) or DEFAULT_TIMEOUT[1],
+            self.extra_float("connect_timeout") or DEFAULT_TIMEOUT[0],
+            self.extra_float("timeout") or DEFAULT_TIMEOUT[1],
         )
 
     def request_deadline(self) -> float | None:
@@ -197,7 +213,7 @@ class VendorHook(BaseHook):
 
     @property
     def concurrency(self) -> int:
-        return self.extra_int("concurrency", self.default_concurrency)
+        return self.extra_int("concurrency")
 
     @cached_property
     def client(self) -> VendorClient:

@@ -130,7 +130,11 @@ class _Postgres:
             yield
         except psycopg.OperationalError as exc:
             raise settings.service_unusable(
-                "The action ledger's PostgreSQL", "VENDORFLOW_LEDGER_URL", self.url, 5432, exc,
+                "The action ledger's PostgreSQL",
+                "VENDORFLOW_LEDGER_URL",
+                self.url,
+                5432,
+                exc,
                 "unset, the ledger is an SQLite file on this machine",
             ) from None
 
@@ -172,7 +176,9 @@ class Entry:
 
 def _entry(row: tuple[Any, ...]) -> Entry:
     key, status, data, created, updated = row
-    return Entry(key, status, json.loads(data) if data else {}, datetime.fromisoformat(created), datetime.fromisoformat(updated))
+    return Entry(
+        key, status, json.loads(data) if data else {}, datetime.fromisoformat(created), datetime.fromisoformat(updated)
+    )
 
 
 class LedgerTransaction:
@@ -301,7 +307,8 @@ class Ledger:
         data = redact_value(dict(data or {}))  # a vendor answer may echo a token: never keep one
         db.execute(
             f'INSERT INTO "{self.name}" (key, status, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?) '
-            "ON CONFLICT(key) DO UPDATE SET status = excluded.status, data = excluded.data, updated_at = excluded.updated_at",
+            "ON CONFLICT(key) DO UPDATE SET status = excluded.status, data = excluded.data, updated_at = "
+            "excluded.updated_at",
             (key, status, json.dumps(dict(data or {}), default=str, sort_keys=True), now, now),
         )
 
@@ -309,7 +316,8 @@ class Ledger:
         statuses = list(statuses)
         marks = ",".join("?" * len(statuses))
         rows = db.execute(
-            f'SELECT key, status, data, created_at, updated_at FROM "{self.name}" WHERE status IN ({marks}) ORDER BY created_at, key',
+            f'SELECT key, status, data, created_at, updated_at FROM "{self.name}" WHERE status IN ({marks}) ORDER '
+            "BY created_at, key",
             statuses,
         ).fetchall()
         return [_entry(r) for r in rows]
@@ -346,7 +354,9 @@ class Ledger:
             self._put(db, key, status, data)
             return True
 
-    def put_many(self, items: Iterable[tuple[str, str, Mapping[str, Any] | None]], *, only_if_absent: bool = False) -> int:
+    def put_many(
+        self, items: Iterable[tuple[str, str, Mapping[str, Any] | None]], *, only_if_absent: bool = False
+    ) -> int:
         """Write many entries in one transaction; returns how many were written."""
         written = 0
         with self._connection(exclusive=True) as db:
@@ -428,8 +438,10 @@ def lease(
             current = tx.get(name)
             holder = str(current.data.get("holder", "")) if current else ""
             free = (
-                current is None or current.status != "held"
-                or float(current.data.get("expires_at", 0)) < tx.clock() or _holder_gone(holder)
+                current is None
+                or current.status != "held"
+                or float(current.data.get("expires_at", 0)) < tx.clock()
+                or _holder_gone(holder)
             )
             if free:
                 tx.put(name, "held", {"holder": me, "expires_at": tx.clock() + seconds})

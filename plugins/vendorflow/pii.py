@@ -1,4 +1,4 @@
-"""Pseudonymising personal data: keyed HMAC-SHA256 of the normalised value (SPEC section 2)."""
+"""Pseudonymising personal data: keyed HMAC-SHA256 of the normalised value."""
 
 from __future__ import annotations
 

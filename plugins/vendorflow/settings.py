@@ -100,7 +100,10 @@ def warn_if_half_shared() -> None:
     import logging
 
     if redis:
-        what = "the action ledger (uploads, events, training requests, opt-outs) is an SQLite file on this host; set VENDORFLOW_LEDGER_URL"
+        what = (
+            "the action ledger (uploads, events, training requests, opt-outs) is an SQLite file on this host; "
+            "set VENDORFLOW_LEDGER_URL"
+        )
     else:
         what = "rate budgets and token caches are files on this host; set VENDORFLOW_REDIS_URL"
     logging.getLogger("vendorflow").warning("Only one shared backend is configured: %s to share it across hosts.", what)
@@ -113,7 +116,9 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, redis.ResponseError)
 
 
-def service_unusable(what: str, variable: str, url: str, default_port: int, error: BaseException, unset: str) -> ConfigError:
+def service_unusable(
+    what: str, variable: str, url: str, default_port: int, error: BaseException, unset: str
+) -> ConfigError:
     """A clear error for a shared service (Redis, PostgreSQL) that cannot be used: it names the variable
     and the host, never the password; ``unset`` says what happens without the variable."""
     from urllib.parse import urlsplit
@@ -130,8 +135,14 @@ def service_unusable(what: str, variable: str, url: str, default_port: int, erro
 
 
 def redis_unreachable(error: BaseException) -> ConfigError:
-    return service_unusable("Redis", "VENDORFLOW_REDIS_URL", redis_url() or "", 6379, error,
-                            "unset, budgets and tokens stay on this machine")
+    return service_unusable(
+        "Redis",
+        "VENDORFLOW_REDIS_URL",
+        redis_url() or "",
+        6379,
+        error,
+        "unset, budgets and tokens stay on this machine",
+    )
 
 
 @contextlib.contextmanager
@@ -150,6 +161,4 @@ def redis_client(url: str) -> Any:
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
     except ValueError as exc:
-        raise ConfigError(
-            f"VENDORFLOW_REDIS_URL is not a Redis URL ({exc}); write it as redis://host:6379/0"
-        ) from None
+        raise ConfigError(f"VENDORFLOW_REDIS_URL is not a Redis URL ({exc}); write it as redis://host:6379/0") from None

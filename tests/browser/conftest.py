@@ -41,8 +41,9 @@ class UI:
         return self.airflow.url
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"},
-                                    timeout=60, **kwargs)
+        response = requests.request(
+            method, f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs
+        )
         assert response.status_code < 400, f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
         return response.json()
 
@@ -58,7 +59,9 @@ class UI:
             if mine and mine[0]["state"] in ("success", "failed"):
                 return mine[0]
             time.sleep(2)
-        raise AssertionError(f"no finished {dag_id} run with conf {conf} within {timeout:.0f} s\n{self.airflow.tails()}")
+        raise AssertionError(
+            f"no finished {dag_id} run with conf {conf} within {timeout:.0f} s\n{self.airflow.tails()}"
+        )
 
     def wait_until_idle(self, timeout: float = 600) -> dict[str, list[str]]:
         """Until no run of any DAG is queued or running (twice in a row: asset events start new runs)."""
@@ -91,9 +94,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
             "VENDORFLOW_STATE_DIR": str(root / "state"),
             "AIRFLOW_VAR_PII_HMAC_KEY": "browser-test-key",
         }
-        with running_airflow(sandbox.base_url, home=root / "airflow", port=free_port(), paused=False,
-                             env_overrides=overrides) as airflow:
-            answer = requests.post(f"{airflow.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30)
+        with running_airflow(
+            sandbox.base_url, home=root / "airflow", port=free_port(), paused=False, env_overrides=overrides
+        ) as airflow:
+            answer = requests.post(
+                f"{airflow.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30
+            )
             assert answer.status_code < 400, f"no API token for {USER}: HTTP {answer.status_code} {answer.text[:300]}"
             yield UI(airflow, data_root, answer.json()["access_token"])
 
@@ -105,7 +111,8 @@ def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"Chromium is not at {CHROMIUM}: the browser tests drive Debian's Chromium. `make test` installs it "
-            f"(apt-get install chromium); or set CHROMIUM=/path/to/chromium.", pytrace=False,
+            f"(apt-get install chromium); or set CHROMIUM=/path/to/chromium.",
+            pytrace=False,
         )
     from playwright.sync_api import sync_playwright
 

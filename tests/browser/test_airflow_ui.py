@@ -15,8 +15,9 @@ from tests.browser.conftest import UI, publish_screenshot, shot
 pytestmark = pytest.mark.browser
 
 
-def opt_out_from_the_form(page: Any, ui: UI, ids: list[str], screenshot: str, *,
-                          publish_as: str | None = None) -> tuple[str, str]:
+def opt_out_from_the_form(
+    page: Any, ui: UI, ids: list[str], screenshot: str, *, publish_as: str | None = None
+) -> tuple[str, str]:
     """Trigger ``algonomy_optout`` through its form with ``ids``; the finished run's UI path and state."""
     page.goto(f"{ui.url}/dags/algonomy_optout")
     page.get_by_role("button", name="Trigger").first.click()
@@ -38,8 +39,9 @@ def test_the_vendorflow_page_demands_a_signed_in_user(ui: UI) -> None:
 
 
 def test_opt_outs_triggered_from_the_form_succeed(signed_in: Any, ui: UI) -> None:
-    run, state = opt_out_from_the_form(signed_in, ui, ["browser-user-1", "browser-user-2"], "01-trigger-form",
-                                       publish_as="trigger-form.png")
+    run, state = opt_out_from_the_form(
+        signed_in, ui, ["browser-user-1", "browser-user-2"], "01-trigger-form", publish_as="trigger-form.png"
+    )
     assert state == "success"
     signed_in.goto(f"{ui.url}{run}")
     signed_in.get_by_text("success").first.wait_for()
@@ -96,7 +98,9 @@ def test_a_validating_task_log_is_ours_and_airflow_s_with_no_warning(ui: UI) -> 
     import json
 
     ui.wait_until_idle()
-    logs = sorted((ui.airflow.home / "logs" / "dag_id=footprints_leads").glob("run_id=scheduled__*/task_id=leads/attempt=*.log"))
+    logs = sorted(
+        (ui.airflow.home / "logs" / "dag_id=footprints_leads").glob("run_id=scheduled__*/task_id=leads/attempt=*.log")
+    )
     assert logs, "the scheduler's footprints_leads run left no task log"
     lines = [json.loads(line) for line in logs[0].read_text().splitlines() if line.startswith("{")]
     loggers = {line.get("logger", "") for line in lines}
@@ -108,12 +112,25 @@ def test_a_validating_task_log_is_ours_and_airflow_s_with_no_warning(ui: UI) -> 
 
 def test_the_sandbox_connections_are_listed_and_pass_the_connection_test(signed_in: Any, ui: UI) -> None:
     signed_in.goto(f"{ui.url}/connections")
-    for conn_id in ("recreativ_default", "footprints_default", "recomendo_default", "allyy_default", "algonomy_default"):
+    for conn_id in (
+        "recreativ_default",
+        "footprints_default",
+        "recomendo_default",
+        "allyy_default",
+        "algonomy_default",
+    ):
         signed_in.get_by_text(conn_id, exact=True).first.wait_for()
     shot(signed_in, "08-connections")
     connection = ui.api("GET", "/api/v2/connections/footprints_default")
-    tested = ui.api("POST", "/api/v2/connections/test", json={k: connection[k] for k in (
-        "connection_id", "conn_type", "host", "login", "password", "port", "schema", "extra") if k in connection})
+    tested = ui.api(
+        "POST",
+        "/api/v2/connections/test",
+        json={
+            k: connection[k]
+            for k in ("connection_id", "conn_type", "host", "login", "password", "port", "schema", "extra")
+            if k in connection
+        },
+    )
     # What the Test button asks (POST /api/v2/connections/test): a real token and call to the sandbox. Pressed in the
     # list, Airflow 3.3's UI sends a portless connection's port as 0 and its API refuses that as "host or port
     # differs from the stored connection"; the stored fields, as sent here, pass.

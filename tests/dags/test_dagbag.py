@@ -63,7 +63,8 @@ def test_the_task_timeout_is_configurable_and_checked(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_parsing_imports_no_heavy_library(path: Path) -> None:
-    """Parse the file in a fresh interpreter after importing airflow.sdk (parse *time* is measured by bench/dag_parse.py)."""
+    """Parse the file in a fresh interpreter after importing airflow.sdk (parse *time* is measured by
+    bench/dag_parse.py)."""
     probe = f"""
 import importlib.util, json, sys, time
 import airflow.sdk  # the DAG files' own import; its cost is Airflow's, not ours

@@ -37,7 +37,7 @@ RUN_DAG = textwrap.dedent(
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder={os.environ['AIRFLOW__CORE__DAGS_FOLDER']!r}).dags["algonomy_optout"]
+    dag = DagBag(dag_folder={os.environ["AIRFLOW__CORE__DAGS_FOLDER"]!r}).dags["algonomy_optout"]
     for task in dag.tasks:
         task.retries = 0
     run = dag.test(logical_date=pendulum.parse({DAY!r}))
@@ -61,18 +61,32 @@ def ledger_statuses() -> dict[str, str]:
 def run_dag_in_subprocess(log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_DAG], env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [sys.executable, "-c", RUN_DAG],
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def test_killed_halfway_then_rerun_opts_everyone_out_once(
-    sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None, tmp_path: Path  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    data_root: Path,
+    state_dir: Path,
+    airflow_db: None,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     # The rate is not the point here (the benchmark measures it): a higher budget keeps the test short,
     # and a little latency keeps CONCURRENCY requests in flight.
     sandbox.configure("algonomy", rate_limit=5000, latency_ms=5)
     connect(
-        "algonomy", requests_per_second=1000, concurrency=CONCURRENCY, retries=10, backoff_seconds=0.01, max_backoff_seconds=0.1
+        "algonomy",
+        requests_per_second=1000,
+        concurrency=CONCURRENCY,
+        retries=10,
+        backoff_seconds=0.01,
+        max_backoff_seconds=0.1,
     )
     # 429s and 5xx scattered over both runs (the first run sends about 2,500).
     for status, after in ((429, 300), (503, 900), (500, 1700), (429, 2200), (502, 2900), (503, 3600)):
@@ -120,7 +134,10 @@ def test_killed_halfway_then_rerun_opts_everyone_out_once(
     twice = {uid for uid, r in users.items() if r["count"] > 1}
     assert all(users[uid]["count"] == 2 for uid in twice)
     assert len(twice) <= CONCURRENCY, f"{len(twice)} ids sent twice: {sorted(twice)}"
-    print(f"killed with {len(accepted_before)} accepted in the ledger; {len(twice)} ids sent twice; {sandbox.stats('algonomy')['faults']} faults served")
+    print(
+        f"killed with {len(accepted_before)} accepted in the ledger; {len(twice)} ids sent twice; "
+        f"{sandbox.stats('algonomy')['faults']} faults served"
+    )
     assert not twice & accepted_before, "an id accepted in the ledger was sent again"
     # An id sent twice was sent by the killed process and not yet recorded as accepted: it was in flight.
     assert twice <= set(at_kill["users"]) - accepted_before

@@ -76,7 +76,9 @@ def test_trigger_and_inbox_then_rerun_sends_each_id_until_accepted_and_never_aga
     (inbox / "broken.txt").write_text("ok-in-broken-file\nnot ok\n")
     (inbox / "upload.txt.part").write_text("still-being-written\n")
     api_key = algonomy["extra"]["api_key"]
-    sandbox.fault("algonomy", "status", status=400, method="PUT", path=f"/profile-command/v1/{api_key}/optOut/txt-2", count=1)
+    sandbox.fault(
+        "algonomy", "status", status=400, method="PUT", path=f"/profile-command/v1/{api_key}/optOut/txt-2", count=1
+    )
     conf = {"user_ids": ["param-1", "  param-2 ", "", "param-1", "user@example.com"]}
 
     # First run: everything valid goes out; txt-2 is refused once; broken.txt is refused whole.
@@ -107,7 +109,9 @@ def test_trigger_and_inbox_then_rerun_sends_each_id_until_accepted_and_never_aga
     assert record["repeated"] == []
 
     rows = published(data_root)
-    expected = {uid: ("accepted", "params", 200, "{}", 1, True, DAY) for uid in ("param-1", "param-2", "user@example.com")}
+    expected = {
+        uid: ("accepted", "params", 200, "{}", 1, True, DAY) for uid in ("param-1", "param-2", "user@example.com")
+    }
     expected |= {uid: ("accepted", "inbox:crm-export.csv", 200, "{}", 1, True, DAY) for uid in ("csv-1", "csv-2")}
     expected |= {"txt-1": ("accepted", "inbox:support.txt", 200, "{}", 1, True, DAY)}
     expected |= {"txt-2": ("accepted", "inbox:support.txt", 200, "{}", 2, True, DAY)}

@@ -16,8 +16,10 @@ from include.sandbox.control import Sandbox
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 1)
-COLUMNS = ("model_id, customer_id, data_set_id, title, type, status, training_status, training_started, "
-           "training_finished, training_error_code, au_roc")
+COLUMNS = (
+    "model_id, customer_id, data_set_id, title, type, status, training_status, training_started, "
+    "training_finished, training_error_code, au_roc"
+)
 
 
 @pytest.fixture
@@ -39,13 +41,20 @@ def oracle_models(conn: dict[str, Any]) -> list[dict[str, Any]]:
     """The documented API asked with plain requests: a token of its own, then every page by take/skip."""
     token = requests.post(
         conn["host"] + "/api/authentication/connect/token",
-        data={"grant_type": "client_credentials", "client_id": conn["login"] + "-oracle", "client_secret": conn["password"], "scope": "allyy_api"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["login"] + "-oracle",
+            "client_secret": conn["password"],
+            "scope": "allyy_api",
+        },
         timeout=10,
     ).json()["access_token"]
     url = f"{conn['host']}/api/model/v1.0/customer/{conn['extra']['customer_id']}/model_v2_1"
     models: list[dict[str, Any]] = []
     while True:
-        body = requests.get(url, params={"take": 3, "skip": len(models)}, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        body = requests.get(
+            url, params={"take": 3, "skip": len(models)}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).json()
         models += body["data"]
         if len(models) >= body["totalItemsCount"]:
             return models
@@ -59,19 +68,37 @@ def test_the_snapshot_holds_exactly_the_customers_models(allyy: dict[str, Any], 
     run = run_dag()
     assert run.state == "success"
     expected = sorted(
-        (m["id"], m["customerId"], m["dataSetId"], m["title"], m["type"], m["status"], m["trainingStatus"],
-         instant(m["trainingStarted"]), instant(m["trainingFinished"]), m["trainingErrorCode"], m["auRoc"])
+        (
+            m["id"],
+            m["customerId"],
+            m["dataSetId"],
+            m["title"],
+            m["type"],
+            m["status"],
+            m["trainingStatus"],
+            instant(m["trainingStarted"]),
+            instant(m["trainingFinished"]),
+            m["trainingErrorCode"],
+            m["auRoc"],
+        )
         for m in oracle_models(allyy)
     )
     assert len(expected) == 23
-    written = sorted(duckdb.sql(
-        f"select {COLUMNS} from read_parquet('{data_root}/allyy/models/*/*.parquet', hive_partitioning=true) where dt = '{DAY}'"
-    ).fetchall())
+    written = sorted(
+        duckdb.sql(
+            f"select {COLUMNS} from read_parquet('{data_root}/allyy/models/*/*.parquet', hive_partitioning=true) "
+            f"where dt = '{DAY}'"
+        ).fetchall()
+    )
     assert written == expected
-    assert any(row[-1] is None for row in written) and any(row[-1] is not None for row in written)  # untrained models too
+    assert any(row[-1] is None for row in written) and any(
+        row[-1] is not None for row in written
+    )  # untrained models too
 
 
-def test_a_broken_answer_fails_the_run_and_publishes_nothing(allyy: dict[str, Any], sandbox: Sandbox, data_root: Path) -> None:
+def test_a_broken_answer_fails_the_run_and_publishes_nothing(
+    allyy: dict[str, Any], sandbox: Sandbox, data_root: Path
+) -> None:
     sandbox.fault("allyy", "malformed", variant="wrong_type", field="auRoc", path="/api/model", count=20)
     run = run_dag()
     assert run.state == "failed"

@@ -33,13 +33,17 @@ REFERENCE = {
     "catalogues": ("/api/offerCategory", "catalogue_id, name"),
     "locations": ("/api/location", "location_id, name, description, address, area_id, coords, created_at"),
     "channels": ("/api/channels", "channel_id, name, media_type"),
-    "offline_campaigns": ("/api/offlineCampaign",
-                          "offline_campaign_id, location_id, name, description, type, budget, start_date, end_date, created_at"),
+    "offline_campaigns": (
+        "/api/offlineCampaign",
+        "offline_campaign_id, location_id, name, description, type, budget, start_date, end_date, created_at",
+    ),
 }
 LEAD_COLUMNS = (
-    "lead_id, status, created_at, updated_at, status_changed_at, client_id, location_id, offer_id, offer_name, offer_price, "
+    "lead_id, status, created_at, updated_at, status_changed_at, client_id, location_id, offer_id, offer_name, "
+    "offer_price, "
     "offer_category_id, offer_category_name, sku_id, sku_name, sku_price, sku_external_id, channel_id, consultant_id, "
-    "offline_campaign_id, industry_id, user_email_hmac, user_phone_hmac, user_country, user_family_details, user_income, "
+    "offline_campaign_id, industry_id, user_email_hmac, user_phone_hmac, user_country, user_family_details, "
+    "user_income, "
     "agree_to_collect, agree_tandc, is_adult, is_multipart, is_complete, action_required, device_type"
 )
 
@@ -84,41 +88,113 @@ def expected_leads(api: Api, day: date) -> list[tuple]:
     for r in api.leads(day):
         offer, sku, consultant = r.get("offer") or {}, r.get("sku") or {}, r.get("consultant") or {}
         income = r.get("userIncome")
-        rows.append((
-            r["_id"], r["status"], instant(r["createdAt"]), instant(r.get("updatedAt")), instant(r.get("timestampStatusChange")),
-            r.get("clientId"), r.get("locationId"), r.get("offerId"), offer.get("name"), money(offer.get("price")),
-            r.get("offerCategoryId"), r.get("offerCategory"), sku.get("_id"), sku.get("name"), money(sku.get("price")),
-            r.get("skuExternalId"), r.get("channelId"), consultant.get("_id"), r.get("offlineCampaignId"), r.get("industryId"),
-            keyed(r.get("userEmail"), "email"), keyed(r.get("userPhone"), "phone"), r.get("userCountry"), r.get("userFamilyDetails"),
-            float(income) if income else None, r.get("agreeToCollect"), r.get("agreeTandc"), r.get("isAdult"), r.get("isMultipart"),
-            r.get("isComplete"), r.get("actionRequired"), r.get("deviceType"),
-        ))
+        rows.append(
+            (
+                r["_id"],
+                r["status"],
+                instant(r["createdAt"]),
+                instant(r.get("updatedAt")),
+                instant(r.get("timestampStatusChange")),
+                r.get("clientId"),
+                r.get("locationId"),
+                r.get("offerId"),
+                offer.get("name"),
+                money(offer.get("price")),
+                r.get("offerCategoryId"),
+                r.get("offerCategory"),
+                sku.get("_id"),
+                sku.get("name"),
+                money(sku.get("price")),
+                r.get("skuExternalId"),
+                r.get("channelId"),
+                consultant.get("_id"),
+                r.get("offlineCampaignId"),
+                r.get("industryId"),
+                keyed(r.get("userEmail"), "email"),
+                keyed(r.get("userPhone"), "phone"),
+                r.get("userCountry"),
+                r.get("userFamilyDetails"),
+                float(income) if income else None,
+                r.get("agreeToCollect"),
+                r.get("agreeTandc"),
+                r.get("isAdult"),
+                r.get("isMultipart"),
+                r.get("isComplete"),
+                r.get("actionRequired"),
+                r.get("deviceType"),
+            )
+        )
     return sorted(rows)
 
 
 def expected_reference(api: Api, name: str) -> list[tuple]:
     records = api.pages(REFERENCE[name][0])
     if name == "offers":
-        rows = [(r["_id"], r["name"], money(r["price"]), r["externalId"], r["offerCategory"]["_id"], r["offerCategory"]["name"]) for r in records]
+        rows = [
+            (
+                r["_id"],
+                r["name"],
+                money(r["price"]),
+                r["externalId"],
+                r["offerCategory"]["_id"],
+                r["offerCategory"]["name"],
+            )
+            for r in records
+        ]
     elif name == "skus":
-        rows = [(r["_id"], r["name"], money(r["price"]), r["externalId"], r["quantity"], r["offer"]["_id"], r["offer"]["name"]) for r in records]
+        rows = [
+            (
+                r["_id"],
+                r["name"],
+                money(r["price"]),
+                r["externalId"],
+                r["quantity"],
+                r["offer"]["_id"],
+                r["offer"]["name"],
+            )
+            for r in records
+        ]
     elif name == "catalogues":
         rows = [(r["_id"], r["name"]) for r in records]
     elif name == "locations":
-        rows = [(r["_id"], r["name"], r["description"], r["address"], r["areaId"], str(r["coords"]).replace(" ", ""), instant(r["createdAt"]))
-                for r in records]
+        rows = [
+            (
+                r["_id"],
+                r["name"],
+                r["description"],
+                r["address"],
+                r["areaId"],
+                str(r["coords"]).replace(" ", ""),
+                instant(r["createdAt"]),
+            )
+            for r in records
+        ]
     elif name == "channels":
         rows = [(r["_id"], r["name"], r["mediaType"]) for r in records]
     else:
-        rows = [(r["_id"], r["locationId"], r["name"], r["description"], r["type"], money(r["budget"]), instant(r["startDate"]),
-                 instant(r["endDate"]), instant(r["createdAt"])) for r in records]
+        rows = [
+            (
+                r["_id"],
+                r["locationId"],
+                r["name"],
+                r["description"],
+                r["type"],
+                money(r["budget"]),
+                instant(r["startDate"]),
+                instant(r["endDate"]),
+                instant(r["createdAt"]),
+            )
+            for r in records
+        ]
     return sorted(rows)
 
 
 def written(data_root: Path, dataset: str, columns: str, day: date = DAY) -> list[tuple]:
     """Read the way the README tells analysts to: DuckDB over the hive-partitioned glob."""
     glob = f"{data_root}/footprints/{dataset}/*/*.parquet"
-    rows = duckdb.sql(f"select {columns} from read_parquet('{glob}', hive_partitioning=true) where dt = '{day}'").fetchall()
+    rows = duckdb.sql(
+        f"select {columns} from read_parquet('{glob}', hive_partitioning=true) where dt = '{day}'"
+    ).fetchall()
     if dataset == "locations":  # coords is kept as JSON text
         rows = [(*r[:5], r[5].replace(" ", ""), r[6]) for r in rows]
     return sorted(rows)
@@ -140,12 +216,21 @@ def test_the_dag_writes_exactly_the_vendors_rows_a_rerun_replaces_them_and_dupli
     assert any(r[12] is None for r in leads) and any(r[20] is None for r in leads)  # missing optional fields occur
     for name, (_, columns) in REFERENCE.items():
         assert written(data_root, name, columns) == expected_reference(api, name), name
-    lead_calls = [r for r in sandbox.requests("footprints") if r["path"] == "/api/lead" and "pageSize=500" in r["query"]]
+    lead_calls = [
+        r for r in sandbox.requests("footprints") if r["path"] == "/api/lead" and "pageSize=500" in r["query"]
+    ]
     assert all("access_token=" in r["query"] for r in lead_calls)
-    schema = {c[0]: c[1] for c in duckdb.sql(f"describe select * from read_parquet('{data_root}/footprints/leads/*/*.parquet')").fetchall()}
+    schema = {
+        c[0]: c[1]
+        for c in duckdb.sql(
+            f"describe select * from read_parquet('{data_root}/footprints/leads/*/*.parquet')"
+        ).fetchall()
+    }
     assert schema["created_at"] == "TIMESTAMP WITH TIME ZONE" and schema["offer_price"] == "DECIMAL(18,4)"
     assert "user_email" not in schema and "user_first_name" not in schema and schema["user_email_hmac"] == "VARCHAR"
-    extracted = duckdb.sql(f"select min(_extracted_at), max(_extracted_at) from read_parquet('{data_root}/footprints/leads/*/*.parquet')").fetchall()[0]
+    extracted = duckdb.sql(
+        f"select min(_extracted_at), max(_extracted_at) from read_parquet('{data_root}/footprints/leads/*/*.parquet')"
+    ).fetchall()[0]
     assert started <= extracted[0] <= extracted[1] <= datetime.now(timezone.utc)
 
     assert run_dag().state == "success"  # the same day again

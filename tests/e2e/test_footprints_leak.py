@@ -57,7 +57,7 @@ def debug_log() -> Iterator[io.StringIO]:
         yield buffer
     finally:
         root.removeHandler(handler)
-        for logger, level in zip(touched, levels):
+        for logger, level in zip(touched, levels, strict=True):
             logger.setLevel(level)
 
 
@@ -70,28 +70,52 @@ def everything_left_behind(runs: list[Any], output: str, debug: str, data_root: 
 
     run_ids = [r.run_id for r in runs]
     with create_session() as session:
-        xcoms = session.execute(select(XComModel.dag_id, XComModel.task_id, XComModel.key, XComModel.value)
-                                .where(XComModel.run_id.in_(run_ids))).all()
-        rendered = session.execute(select(RenderedTaskInstanceFields.task_id, RenderedTaskInstanceFields.rendered_fields)
-                                   .where(RenderedTaskInstanceFields.run_id.in_(run_ids))).all()
+        xcoms = session.execute(
+            select(XComModel.dag_id, XComModel.task_id, XComModel.key, XComModel.value).where(
+                XComModel.run_id.in_(run_ids)
+            )
+        ).all()
+        rendered = session.execute(
+            select(RenderedTaskInstanceFields.task_id, RenderedTaskInstanceFields.rendered_fields).where(
+                RenderedTaskInstanceFields.run_id.in_(run_ids)
+            )
+        ).all()
     log_files = "".join(p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log"))
     manifests = "".join(p.read_text() for p in data_root.rglob("*.json"))
     return {
-        "output": output, "debug log": debug, "log files": log_files, "manifests": manifests,
-        "xcom": repr(xcoms), "rendered fields": repr(rendered),
+        "output": output,
+        "debug log": debug,
+        "log files": log_files,
+        "manifests": manifests,
+        "xcom": repr(xcoms),
+        "rendered fields": repr(rendered),
     }
 
 
 def leaks(places: dict[str, str], *marks: str) -> dict[str, list[str]]:
-    return {mark: [where for where, text in places.items() if mark in text] for mark in marks if any(mark in t for t in places.values())}
+    return {
+        mark: [where for where, text in places.items() if mark in text]
+        for mark in marks
+        if any(mark in t for t in places.values())
+    }
 
 
 def test_no_token_secret_or_pin_in_logs_exceptions_xcom_or_rendered_fields(
-    sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None,  # type: ignore[no-untyped-def]
-    debug_log: io.StringIO, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox,
+    connect,
+    data_root: Path,
+    state_dir: Path,
+    airflow_db: None,  # type: ignore[no-untyped-def]
+    debug_log: io.StringIO,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sandbox.configure("footprints", token_prefix=TOKEN_MARK, leads_by_day={DAY.isoformat(): 350},
-                      reject_paths=["/api/offlineCampaign", "/api/loyaltyCode/list"])
+    sandbox.configure(
+        "footprints",
+        token_prefix=TOKEN_MARK,
+        leads_by_day={DAY.isoformat(): 350},
+        reject_paths=["/api/offlineCampaign", "/api/loyaltyCode/list"],
+    )
     conn = connect("footprints", grant_type="pin", pin=PIN)
     conn["password"] = f"sandbox-{SECRET_MARK}-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AIRFLOW_CONN_FOOTPRINTS_DEFAULT", json.dumps(conn))
@@ -103,8 +127,10 @@ def test_no_token_secret_or_pin_in_logs_exceptions_xcom_or_rendered_fields(
 
     # What the search looks through is really there: DEBUG request lines, the vendor's echo, XCom results.
     assert "/footprints/api/lead?startDate=" in places["debug log"] and "access_token=***" in places["debug log"]
-    assert "Request rejected: GET /footprints/api/offlineCampaign?" in places["output"] or \
-        "Request rejected: GET /api/offlineCampaign?" in places["output"]
+    assert (
+        "Request rejected: GET /footprints/api/offlineCampaign?" in places["output"]
+        or "Request rejected: GET /api/offlineCampaign?" in places["output"]
+    )
     assert "footprints/leads" in places["xcom"]
     issued = sandbox._call("GET", "/_sandbox/footprints/tokens")
     assert issued["by_grant"] == {"pin": 1}
@@ -118,8 +144,12 @@ def test_no_token_secret_or_pin_in_logs_exceptions_xcom_or_rendered_fields(
     import vendorflow.http.tokens as tokens
 
     monkeypatch.setattr(redact.RedactingFilter, "filter", lambda self, record: True)
-    monkeypatch.setattr(redact, "redact_params", lambda params: [(str(k), str(v)) for k, v in dict(params or {}).items()])
-    monkeypatch.setattr(client, "redact_params", lambda params: [(str(k), str(v)) for k, v in dict(params or {}).items()])
+    monkeypatch.setattr(
+        redact, "redact_params", lambda params: [(str(k), str(v)) for k, v in dict(params or {}).items()]
+    )
+    monkeypatch.setattr(
+        client, "redact_params", lambda params: [(str(k), str(v)) for k, v in dict(params or {}).items()]
+    )
     monkeypatch.setattr(client, "redact_text", lambda text, secrets=(): text)
     monkeypatch.setattr(redact, "redact_text", lambda text, secrets=(): text)  # what every error text goes through
     monkeypatch.setattr(tokens, "mask", lambda secret: None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,22 +33,44 @@ def write_leads(data_root: Path, day: date, count: int, *, seed: int) -> list[di
     ts = pa.timestamp("us", tz="UTC")
     rows = []
     for n in range(count):
-        created = datetime(day.year, day.month, day.day, 8, tzinfo=timezone.utc) + timedelta(minutes=7 * n, microseconds=rnd.randint(0, 999_999))
-        rows.append({
-            "lead_id": f"{seed:04d}lead{n:04d}", "status": rnd.choice(["new", "open", "won"]),
-            "created_at": created, "updated_at": created + timedelta(hours=1),
-            "client_id": f"client{rnd.randint(1, 8):02d}",
-            "location_id": f"loc{rnd.randint(1, 3)}", "offer_id": None if n == 3 else f"offer{rnd.randint(1, 5)}",
-            "offer_category_id": f"cat{rnd.randint(1, 2)}", "channel_id": f"ch{rnd.randint(1, 2)}", "consultant_id": f"cons{n % 4}",
-        })
-    schema = pa.schema([("lead_id", pa.string()), ("status", pa.string()), ("created_at", ts), ("updated_at", ts),
-                        ("client_id", pa.string()), ("location_id", pa.string()), ("offer_id", pa.string()),
-                        ("offer_category_id", pa.string()), ("channel_id", pa.string()), ("consultant_id", pa.string()),
-                        ("_extracted_at", ts)])
+        created = datetime(day.year, day.month, day.day, 8, tzinfo=timezone.utc) + timedelta(
+            minutes=7 * n, microseconds=rnd.randint(0, 999_999)
+        )
+        rows.append(
+            {
+                "lead_id": f"{seed:04d}lead{n:04d}",
+                "status": rnd.choice(["new", "open", "won"]),
+                "created_at": created,
+                "updated_at": created + timedelta(hours=1),
+                "client_id": f"client{rnd.randint(1, 8):02d}",
+                "location_id": f"loc{rnd.randint(1, 3)}",
+                "offer_id": None if n == 3 else f"offer{rnd.randint(1, 5)}",
+                "offer_category_id": f"cat{rnd.randint(1, 2)}",
+                "channel_id": f"ch{rnd.randint(1, 2)}",
+                "consultant_id": f"cons{n % 4}",
+            }
+        )
+    schema = pa.schema(
+        [
+            ("lead_id", pa.string()),
+            ("status", pa.string()),
+            ("created_at", ts),
+            ("updated_at", ts),
+            ("client_id", pa.string()),
+            ("location_id", pa.string()),
+            ("offer_id", pa.string()),
+            ("offer_category_id", pa.string()),
+            ("channel_id", pa.string()),
+            ("consultant_id", pa.string()),
+            ("_extracted_at", ts),
+        ]
+    )
     folder = data_root / "footprints" / "leads" / f"dt={day}"
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
-    pq.write_table(pa.Table.from_pylist([{**r, "_extracted_at": now} for r in rows], schema=schema), folder / "data.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{**r, "_extracted_at": now} for r in rows], schema=schema), folder / "data.parquet"
+    )
     return rows
 
 
@@ -70,8 +91,17 @@ def accepted(sandbox: Sandbox, conn: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def as_tuples(events: list[dict[str, Any]]) -> set[tuple]:
-    return {(e["event"], e["entityId"], e.get("targetEntityType"), e.get("targetEntityId"), e["eventTime"],
-             tuple(sorted((e.get("properties") or {}).items()))) for e in events}
+    return {
+        (
+            e["event"],
+            e["entityId"],
+            e.get("targetEntityType"),
+            e.get("targetEntityId"),
+            e["eventTime"],
+            tuple(sorted((e.get("properties") or {}).items())),
+        )
+        for e in events
+    }
 
 
 def trainings(sandbox: Sandbox, conn: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,16 +119,22 @@ def run_dag(day: date) -> Any:
 
 def read(data_root: Path, dataset: str, columns: str) -> list[tuple]:
     glob = f"{data_root}/recomendo/{dataset}/*/*.parquet"
-    return sorted(duckdb.sql(f"select {columns} from read_parquet('{glob}', hive_partitioning=true)").fetchall(), key=str)
+    return sorted(
+        duckdb.sql(f"select {columns} from read_parquet('{glob}', hive_partitioning=true)").fetchall(), key=str
+    )
 
 
 @pytest.fixture
 def recomendo(sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     sandbox.configure("recomendo", train_interval_seconds=WINDOW)
-    return connect("recomendo", training_interval_seconds=WINDOW, training_margin_seconds=MARGIN, requests_per_second=100)
+    return connect(
+        "recomendo", training_interval_seconds=WINDOW, training_margin_seconds=MARGIN, requests_per_second=100
+    )
 
 
-def test_new_leads_become_events_then_one_training(recomendo: dict[str, Any], sandbox: Sandbox, data_root: Path) -> None:
+def test_new_leads_become_events_then_one_training(
+    recomendo: dict[str, Any], sandbox: Sandbox, data_root: Path
+) -> None:
     day = date(2024, 3, 1)
     leads = write_leads(data_root, day, 24, seed=1)
     run = run_dag(day)
@@ -130,8 +166,8 @@ def test_new_leads_become_events_then_one_training(recomendo: dict[str, Any], sa
 def test_a_request_inside_the_window_waits_deferred_and_is_then_sent(
     recomendo: dict[str, Any], sandbox: Sandbox, data_root: Path
 ) -> None:
-    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.vendors.recomendo.training import TrainingGuard
 
     # A training made just now by someone else sharing the ledger (another run, another worker).
@@ -159,17 +195,16 @@ def test_a_request_inside_the_window_waits_deferred_and_is_then_sent(
     assert due_at.timestamp() >= calls[0]["t"] + WINDOW and sent_at >= due_at > asked_at  # postponed, not dropped
 
 
-
 def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_sleeping(
     recomendo: dict[str, Any], sandbox: Sandbox, data_root: Path
 ) -> None:
     from types import SimpleNamespace
 
-    from airflow.sdk.exceptions import TaskDeferred
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import TaskDeferred
 
-    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.vendors.recomendo.operators import RecomendoTrainingOperator
     from vendorflow.vendors.recomendo.training import TrainingGuard
 
@@ -177,7 +212,9 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
     guard = TrainingGuard(Ledger("recomendo_training"), hook.account_key, hook.training_interval, hook.training_margin)
     first = guard.request("elsewhere")
     guard.finish(first.training_id, "sent", hook.train()["messageCode"])
-    Ledger("recomendo_events").put(f"{hook.account_key}:lead-x:lead", "accepted", {"dt": "2024-03-03"})  # new data since
+    Ledger("recomendo_events").put(
+        f"{hook.account_key}:lead-x:lead", "accepted", {"dt": "2024-03-03"}
+    )  # new data since
 
     class Outlets(dict):
         def __missing__(self, key: Any) -> Any:
@@ -185,8 +222,14 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
             return self[key]
 
     operator = RecomendoTrainingOperator(task_id="request_training")
-    context = {"dag": SimpleNamespace(dag_id="recomendo_training"), "run_id": "manual__x", "logical_date": None,
-               "dag_run": SimpleNamespace(run_after=datetime(2024, 3, 3, tzinfo=timezone.utc)), "ti": None, "outlet_events": Outlets()}
+    context = {
+        "dag": SimpleNamespace(dag_id="recomendo_training"),
+        "run_id": "manual__x",
+        "logical_date": None,
+        "dag_run": SimpleNamespace(run_after=datetime(2024, 3, 3, tzinfo=timezone.utc)),
+        "ti": None,
+        "outlet_events": Outlets(),
+    }
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
     trigger = deferred.value.trigger
@@ -196,18 +239,31 @@ def test_inside_the_window_the_operator_defers_to_a_time_trigger_instead_of_slee
 
 
 def test_a_run_that_fails_midway_is_rerun_without_resending_what_was_accepted(
-    sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    data_root: Path,
+    state_dir: Path,
+    airflow_db: None,  # type: ignore[no-untyped-def]
 ) -> None:
     sandbox.configure("recomendo", train_interval_seconds=WINDOW)
-    conn = connect("recomendo", training_interval_seconds=WINDOW, training_margin_seconds=MARGIN,
-                   retries=2, backoff_seconds=0.01, max_backoff_seconds=0.02)
+    conn = connect(
+        "recomendo",
+        training_interval_seconds=WINDOW,
+        training_margin_seconds=MARGIN,
+        retries=2,
+        backoff_seconds=0.01,
+        max_backoff_seconds=0.02,
+    )
     day = date(2024, 3, 4)
     leads = write_leads(data_root, day, 30, seed=4)
     # After 20 events the vendor fails for good (more 503s than the retries allow).
     sandbox.fault("recomendo", "status", status=503, path="/events/v1/events.json", after=20, count=1000)
     run = run_dag(day)
     assert run.state == "failed"
-    assert {t.task_id: t.state for t in run.get_task_instances()} == {"send_events": "failed", "request_training": "upstream_failed"}
+    assert {t.task_id: t.state for t in run.get_task_instances()} == {
+        "send_events": "failed",
+        "request_training": "upstream_failed",
+    }
     accepted_before = accepted(sandbox, conn)
     assert len(accepted_before) == 20 and trainings(sandbox, conn) == []
 

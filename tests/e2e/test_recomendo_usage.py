@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,24 @@ def run_dag(day: date = DAY) -> Any:
 def oracle_usage(conn: dict[str, Any]) -> dict[str, Any]:
     """The report read with plain requests, as the documentation describes the two calls."""
     basic = base64.b64encode(f"{conn['login']}:{conn['password']}".encode()).decode()
-    token = requests.post(conn["extra"]["auth_url"] + "/v1/auth", headers={"Authorization": f"Basic {basic}"}, timeout=10).json()["payload"]["token"]
-    body = requests.get(conn["extra"]["client_url"] + "/v1/usage", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    token = requests.post(
+        conn["extra"]["auth_url"] + "/v1/auth", headers={"Authorization": f"Basic {basic}"}, timeout=10
+    ).json()["payload"]["token"]
+    body = requests.get(
+        conn["extra"]["client_url"] + "/v1/usage", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).json()
     assert body["success"] and body["messageCode"] == "USAGE_REPORT_AVAILABLE"
     return body["payload"]
 
 
 def written(data_root: Path) -> list[tuple]:
     glob = f"{data_root}/recomendo/usage/*/*.parquet"
-    return sorted(duckdb.sql(f"select date, user_quota, remaining_quota, usage_plan, dt from read_parquet('{glob}', hive_partitioning=true)").fetchall())
+    return sorted(
+        duckdb.sql(
+            f"select date, user_quota, remaining_quota, usage_plan, dt from read_parquet('{glob}', "
+            "hive_partitioning=true)"
+        ).fetchall()
+    )
 
 
 def _asset_extras(name: str) -> list[dict[str, Any]]:
@@ -49,7 +57,11 @@ def _asset_extras(name: str) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == name)).all()
+        rows = session.execute(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == name)
+        ).all()
     return [r[0] for r in rows]
 
 
@@ -63,11 +75,16 @@ def test_the_dag_writes_the_report_as_returned(recomendo: dict[str, Any], sandbo
     run = run_dag()
     assert run.state == "success"
     report = oracle_usage(recomendo)
-    expected = sorted((date.fromisoformat(u["date"]), u["userQuota"], u["remainingQuota"], "STARTER", DAY) for u in report["usages"])
+    expected = sorted(
+        (date.fromisoformat(u["date"]), u["userQuota"], u["remainingQuota"], "STARTER", DAY) for u in report["usages"]
+    )
     assert len(expected) == 5 and written(data_root) == expected
     extra = _asset_extras("recomendo/usage")[-1]
     assert extra["dt"] == "2024-03-04" and extra["rows"] == 5
-    assert extra["quota"]["quota_warning"] is False and extra["quota"]["remaining_quota"] == report["usages"][-1]["remainingQuota"]
+    assert (
+        extra["quota"]["quota_warning"] is False
+        and extra["quota"]["remaining_quota"] == report["usages"][-1]["remainingQuota"]
+    )
     # a rerun replaces the partition: same rows, one file
     assert run_dag().state == "success"
     assert written(data_root) == expected

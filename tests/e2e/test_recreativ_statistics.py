@@ -40,7 +40,10 @@ def oracle(conn: dict[str, Any], path: str, **params: Any) -> Any:
     """The sandbox read with plain requests, independent of the code under test (each call a token of its
     own, so it neither spends the DAG's budget nor waits for one)."""
     response = requests.get(
-        conn["host"] + path, params=params, headers={"Auth-Token": f"{conn['password']}-oracle-{uuid.uuid4().hex}"}, timeout=10
+        conn["host"] + path,
+        params=params,
+        headers={"Auth-Token": f"{conn['password']}-oracle-{uuid.uuid4().hex}"},
+        timeout=10,
     )
     response.raise_for_status()
     return response.json()
@@ -49,14 +52,32 @@ def oracle(conn: dict[str, Any], path: str, **params: Any) -> Any:
 def expected_rows(conn: dict[str, Any], day: date) -> dict[str, list[tuple]]:
     money = lambda v: Decimal(str(v)).quantize(Decimal("0.0001"))  # noqa: E731
     campaigns = oracle(conn, "/advertiser/campaigns")
-    stats = oracle(conn, "/advertiser/statistics", **{"scope": "campaigns", "filter[dateFrom]": day.isoformat(), "filter[dateTo]": day.isoformat()})
+    stats = oracle(
+        conn,
+        "/advertiser/statistics",
+        **{"scope": "campaigns", "filter[dateFrom]": day.isoformat(), "filter[dateTo]": day.isoformat()},
+    )
     offers = []
     for campaign in campaigns:
-        for row in oracle(conn, "/advertiser/statistics", **{"scope": "offers", "filter[date]": day.isoformat(), "filter[campaignId]": campaign["id"]}):
-            offers.append((row["offerId"], campaign["id"], date.fromisoformat(row["date"]), row["views"], row["clicks"], money(row["money"])))
+        for row in oracle(
+            conn,
+            "/advertiser/statistics",
+            **{"scope": "offers", "filter[date]": day.isoformat(), "filter[campaignId]": campaign["id"]},
+        ):
+            offers.append(
+                (
+                    row["offerId"],
+                    campaign["id"],
+                    date.fromisoformat(row["date"]),
+                    row["views"],
+                    row["clicks"],
+                    money(row["money"]),
+                )
+            )
     return {
         "campaigns": sorted(
-            (c["id"], c["title"], bool(c["active"]), c["maxclicks"], money(c["maxmoney"]), bool(c["isRetarget"])) for c in campaigns
+            (c["id"], c["title"], bool(c["active"]), c["maxclicks"], money(c["maxmoney"]), bool(c["isRetarget"]))
+            for c in campaigns
         ),
         "campaign_statistics": sorted(
             (s["campaignId"], date.fromisoformat(s["date"]), s["views"], s["clicks"], money(s["money"])) for s in stats
@@ -96,10 +117,19 @@ def test_the_dag_writes_exactly_the_vendors_rows(recreativ: dict[str, Any], data
         f"from read_parquet('{data_root}/recreativ/*/*/*.parquet', union_by_name=true)"
     ).fetchall()[0]
     assert started <= extracted[0] <= extracted[1] <= datetime.now(timezone.utc) and extracted[2] == 0
-    schema = duckdb.sql(f"describe select * from read_parquet('{data_root}/recreativ/offer_statistics/*/*.parquet', hive_partitioning=true)").fetchall()
+    schema = duckdb.sql(
+        f"describe select * from read_parquet('{data_root}/recreativ/offer_statistics/*/*.parquet', "
+        "hive_partitioning=true)"
+    ).fetchall()
     assert [(c[0], c[1]) for c in schema] == [
-        ("offer_id", "BIGINT"), ("campaign_id", "BIGINT"), ("date", "DATE"), ("views", "BIGINT"), ("clicks", "BIGINT"),
-        ("money", "DECIMAL(18,4)"), ("_extracted_at", "TIMESTAMP WITH TIME ZONE"), ("dt", "DATE"),
+        ("offer_id", "BIGINT"),
+        ("campaign_id", "BIGINT"),
+        ("date", "DATE"),
+        ("views", "BIGINT"),
+        ("clicks", "BIGINT"),
+        ("money", "DECIMAL(18,4)"),
+        ("_extracted_at", "TIMESTAMP WITH TIME ZONE"),
+        ("dt", "DATE"),
     ]
 
 
@@ -110,7 +140,9 @@ def _asset_events(dataset: str) -> list[dict[str, Any]]:
 
     with create_session() as session:
         rows = session.execute(
-            select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == dataset)
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == dataset)
         ).all()
     return [r[0] for r in rows]
 
@@ -123,7 +155,9 @@ def test_a_rerun_replaces_the_day_without_duplicates(recreativ: dict[str, Any], 
     for dataset in DATASETS:
         assert written_rows(data_root, dataset) == first[dataset]
         files = list((data_root / "recreativ" / dataset).rglob("*.parquet"))
-        assert [f.relative_to(data_root).as_posix() for f in files] == [f"recreativ/{dataset}/dt=2024-03-01/data.parquet"]
+        assert [f.relative_to(data_root).as_posix() for f in files] == [
+            f"recreativ/{dataset}/dt=2024-03-01/data.parquet"
+        ]
     events = _asset_events("recreativ/offer_statistics")
     assert len(events) == events_before + 1
     assert events[-1]["dt"] == "2024-03-01" and events[-1]["rows"] == len(first["offer_statistics"])
@@ -138,13 +172,17 @@ def test_a_batch_that_fails_validation_is_quarantined_and_publishes_nothing(
     events_before = len(_asset_events("recreativ/campaign_statistics"))
 
     # The vendor serves one campaign's row twice: the key (campaign_id, date) is no longer unique.
-    sandbox.fault("recreativ", "malformed", variant="duplicate", path="/advertiser/statistics", query="scope=campaigns", count=5)
+    sandbox.fault(
+        "recreativ", "malformed", variant="duplicate", path="/advertiser/statistics", query="scope=campaigns", count=5
+    )
     run = run_dag()
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {"campaigns": "success", "campaign_statistics": "failed", "offer_statistics": "success"}
     assert published.read_bytes() == before  # the published partition is untouched
-    quarantined = list((data_root / "_quarantine/recreativ/campaign_statistics/dt=2024-03-01").glob("*/validation.json"))
+    quarantined = list(
+        (data_root / "_quarantine/recreativ/campaign_statistics/dt=2024-03-01").glob("*/validation.json")
+    )
     assert len(quarantined) == 1 and (quarantined[0].parent / "data.parquet").exists()
     assert len(_asset_events("recreativ/campaign_statistics")) == events_before  # nothing downstream is told
     output = capfd.readouterr()

@@ -53,7 +53,9 @@ def test_opt_out_is_the_documented_put_and_is_recorded(sandbox: Sandbox, fast: d
     assert put["path"] == f"/profile-command/v1/{fast['extra']['api_key']}/optOut/user-1"
 
 
-def test_user_ids_with_reserved_characters_are_escaped_into_one_path_segment(sandbox: Sandbox, fast: dict[str, Any]) -> None:
+def test_user_ids_with_reserved_characters_are_escaped_into_one_path_segment(
+    sandbox: Sandbox, fast: dict[str, Any]
+) -> None:
     hook().opt_out("a+b@example.com?x=1#2")
     assert list(optouts(sandbox)["users"]) == ["a+b@example.com?x=1#2"]
 
@@ -67,7 +69,10 @@ def test_bad_user_id_is_refused_before_sending(sandbox: Sandbox, fast: dict[str,
 
 @pytest.mark.parametrize("token_request", ["query", "form"])
 def test_token_in_query_or_form_is_cached_across_hooks_and_processes(
-    sandbox: Sandbox, connect, state_dir, token_request: str  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    state_dir,
+    token_request: str,  # type: ignore[no-untyped-def]
 ) -> None:
     connect("algonomy", token_request=token_request, **FAST)
     for i in range(3):
@@ -119,7 +124,9 @@ def test_invalid_client_fails_with_the_vendors_message(sandbox: Sandbox, connect
 
 def test_unsupported_grant_type_is_the_documented_error(sandbox: Sandbox) -> None:
     url = sandbox.url("/algonomy/profile-command/v1/oauth2/token")
-    answer = requests.post(url, params={"grant_type": "password", "client_id": "sandbox-x", "client_secret": "sandbox-y"}, timeout=10)
+    answer = requests.post(
+        url, params={"grant_type": "password", "client_id": "sandbox-x", "client_secret": "sandbox-y"}, timeout=10
+    )
     assert answer.status_code == 400
     assert answer.json() == {"error_description": "Invalid grant_type", "error": "unsupported_grant_type"}
 

@@ -1,4 +1,5 @@
-"""The opt-out send step (``send_pending``) over real HTTP, without Airflow: resuming, stopping, one sender at a time."""
+"""The opt-out send step (``send_pending``) over real HTTP, without Airflow: resuming, stopping, one sender
+at a time."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_the_sandbox_refuses_an_expired_token_as_documented(sandbox: Sandbox) ->
     sandbox.configure("algonomy", expires_in=1)
     base = sandbox.url("/algonomy/profile-command/v1")
     token = requests.post(
-        f"{base}/oauth2/token", data={"grant_type": "client_credentials", "client_id": "sandbox-c", "client_secret": "sandbox-s"},
+        f"{base}/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "sandbox-c", "client_secret": "sandbox-s"},
         timeout=10,
     ).json()
     assert token["expires_in"] == 1 and token["token_type"] == "bearer"
@@ -58,12 +60,17 @@ def test_the_sandbox_refuses_an_expired_token_as_documented(sandbox: Sandbox) ->
     time.sleep(1.1)
     expired = requests.put(f"{base}/site/optOut/u2", json=body, headers=headers, timeout=10)
     assert expired.status_code == 401
-    assert expired.json() == {"error_description": "The access token is invalid or has expired", "error": "invalid_token"}
+    assert expired.json() == {
+        "error_description": "The access token is invalid or has expired",
+        "error": "invalid_token",
+    }
     assert list(optouts(sandbox)["users"]) == ["u1"]
 
 
 def test_errors_that_would_hit_every_id_stop_the_sending_and_leave_the_rest_pending(
-    sandbox: Sandbox, connect, ledger: Any  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    ledger: Any,  # type: ignore[no-untyped-def]
 ) -> None:
     from vendorflow.vendors.algonomy.optouts import pending_user_ids, send_pending
 
@@ -90,14 +97,18 @@ def test_errors_that_would_hit_every_id_stop_the_sending_and_leave_the_rest_pend
 
 
 def test_a_refused_id_is_failed_with_the_vendors_message_and_the_others_go_on(
-    sandbox: Sandbox, connect, ledger: Any  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    ledger: Any,  # type: ignore[no-untyped-def]
 ) -> None:
     from vendorflow.vendors.algonomy.optouts import send_pending
 
     sandbox.configure("algonomy", rate_limit=2000)
     conn = connect("algonomy", **FAST)
     record(ledger, ["a", "b", "c"])
-    sandbox.fault("algonomy", "status", status=404, method="PUT", path=f"/profile-command/v1/{conn['extra']['api_key']}/optOut/b")
+    sandbox.fault(
+        "algonomy", "status", status=404, method="PUT", path=f"/profile-command/v1/{conn['extra']['api_key']}/optOut/b"
+    )
     summary = send_pending(hook(), ledger)
     assert summary.accepted == 2 and list(summary.failed) == ["b"] and summary.stopped is None
     entry = ledger.get("b")

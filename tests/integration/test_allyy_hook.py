@@ -32,7 +32,12 @@ def conn(connect, state_dir) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 def oracle_token(conn: dict[str, Any]) -> str:
     response = requests.post(
         conn["host"] + "/api/authentication/connect/token",
-        data={"grant_type": "client_credentials", "client_id": conn["login"] + "-oracle", "client_secret": "x", "scope": "allyy_api"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["login"] + "-oracle",
+            "client_secret": "x",
+            "scope": "allyy_api",
+        },
         timeout=10,
     )
     response.raise_for_status()
@@ -40,7 +45,9 @@ def oracle_token(conn: dict[str, Any]) -> str:
 
 
 def oracle(conn: dict[str, Any], path: str, **params: Any) -> Any:
-    response = requests.get(conn["host"] + path, params=params, headers={"Authorization": f"Bearer {oracle_token(conn)}"}, timeout=10)
+    response = requests.get(
+        conn["host"] + path, params=params, headers={"Authorization": f"Bearer {oracle_token(conn)}"}, timeout=10
+    )
     response.raise_for_status()
     return response.json()
 
@@ -63,8 +70,16 @@ def uploads_arrived(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 def test_the_token_endpoint_takes_only_form_encoding(conn: dict[str, Any]) -> None:
-    as_json = requests.post(conn["host"] + "/api/authentication/connect/token", timeout=10,
-                            json={"grant_type": "client_credentials", "client_id": conn["login"], "client_secret": "x", "scope": "allyy_api"})
+    as_json = requests.post(
+        conn["host"] + "/api/authentication/connect/token",
+        timeout=10,
+        json={
+            "grant_type": "client_credentials",
+            "client_id": conn["login"],
+            "client_secret": "x",
+            "scope": "allyy_api",
+        },
+    )
     assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
     assert oracle_token(conn)
 
@@ -98,7 +113,9 @@ def test_a_401_refreshes_the_token_once(sandbox: Sandbox, conn: dict[str, Any]) 
     assert token_requests(sandbox) == 3
 
 
-def test_a_bad_secret_fails_test_connection_without_showing_it(sandbox: Sandbox, connect, state_dir, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_secret_fails_test_connection_without_showing_it(
+    sandbox: Sandbox, connect, state_dir, caplog, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     conn = connect("allyy", **FAST_RETRY)
     ok, message = AllyyHook().test_connection()
     assert ok and message == f"Connected to Allyy: customer {CUSTOMER_ID} has 12 models"
@@ -129,7 +146,9 @@ def test_models_are_read_to_the_total_whatever_take_allyy_allows(sandbox: Sandbo
     assert queries == [f"take=10&skip={skip}" for skip in range(0, 27, 4)]
     expected = {"data": oracle(conn, f"/api/model/v1.0/customer/{CUSTOMER_ID}/model_v2_1", take=4)["data"]}
     for skip in range(4, 27, 4):
-        expected["data"] += oracle(conn, f"/api/model/v1.0/customer/{CUSTOMER_ID}/model_v2_1", take=4, skip=skip)["data"]
+        expected["data"] += oracle(conn, f"/api/model/v1.0/customer/{CUSTOMER_ID}/model_v2_1", take=4, skip=skip)[
+            "data"
+        ]
     assert [m["id"] for m in models] == [m["id"] for m in expected["data"]] and len(models) == 27
     assert hook.model(models[5]["id"]) == expected["data"][5]
 
@@ -157,16 +176,20 @@ def test_a_broken_answer_names_allyy_the_endpoint_and_the_problem(
     sandbox.fault("allyy", "malformed", variant=variant, field=field, path="/api/model", count=10)
     with pytest.raises(VendorResponseError) as raised:
         AllyyHook().models()
-    assert str(raised.value).startswith(f"Allyy GET /api/model/v1.0/customer/{CUSTOMER_ID}/model_v2_1?take=100&skip=0: ")
+    assert str(raised.value).startswith(
+        f"Allyy GET /api/model/v1.0/customer/{CUSTOMER_ID}/model_v2_1?take=100&skip=0: "
+    )
     assert problem in str(raised.value)
 
 
-def test_a_missing_or_mistyped_field_fails_the_models_snapshot(sandbox: Sandbox, conn: dict[str, Any], data_root: Path) -> None:
+def test_a_missing_or_mistyped_field_fails_the_models_snapshot(
+    sandbox: Sandbox, conn: dict[str, Any], data_root: Path
+) -> None:
     from datetime import date
 
-    from vendorflow.vendors.allyy.datasets import MODELS
     from vendorflow.errors import ValidationFailed
     from vendorflow.pipeline.run import run_dataset
+    from vendorflow.vendors.allyy.datasets import MODELS
 
     sandbox.fault("allyy", "malformed", variant="missing_key", field="customerId", path="/api/model", count=1)
     with pytest.raises(VendorResponseError, match="field 'customerId'"):
@@ -177,12 +200,15 @@ def test_a_missing_or_mistyped_field_fails_the_models_snapshot(sandbox: Sandbox,
     assert not (data_root / "allyy/models").exists()
 
 
-@pytest.mark.parametrize(("kind", "spec"), [
-    ("status", {"status": 503}),
-    ("status", {"status": 429, "retry_after": 0.05}),
-    ("drop", {}),
-    ("slow", {"delay": 1.5}),
-])
+@pytest.mark.parametrize(
+    ("kind", "spec"),
+    [
+        ("status", {"status": 503}),
+        ("status", {"status": 429, "retry_after": 0.05}),
+        ("drop", {}),
+        ("slow", {"delay": 1.5}),
+    ],
+)
 def test_transient_faults_are_retried(sandbox: Sandbox, connect, state_dir, kind: str, spec: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     connect("allyy", timeout=0.5, **FAST_RETRY)
     sandbox.fault("allyy", kind, path="/api/model", count=2, **spec)
@@ -214,9 +240,14 @@ def test_a_csv_upload_arrives_as_its_rows_and_finishes(sandbox: Sandbox, conn: d
     upload = hook.upload_file(DATA_SET, CSV_SOURCE, "csv", csv_file(tmp_path))
     assert upload_state(upload) == "processing" and upload["sizeBytes"] == len("campaign_id,views\n1001,5\n1002,7\n")
     [arrived] = uploads_arrived(sandbox)
-    assert arrived["id"] == upload["id"] and arrived["rows"] == [{"campaign_id": "1001", "views": "5"}, {"campaign_id": "1002", "views": "7"}]
+    assert arrived["id"] == upload["id"] and arrived["rows"] == [
+        {"campaign_id": "1001", "views": "5"},
+        {"campaign_id": "1002", "views": "7"},
+    ]
     [post] = [r for r in sandbox.requests("allyy") if r["method"] == "POST" and r["path"].endswith("/upload")]
-    assert post["path"] == f"/api/data/v1.0/customer/{CUSTOMER_ID}/dataset/{DATA_SET}/datasource/csv/{CSV_SOURCE}/upload"
+    assert (
+        post["path"] == f"/api/data/v1.0/customer/{CUSTOMER_ID}/dataset/{DATA_SET}/datasource/csv/{CSV_SOURCE}/upload"
+    )
     time.sleep(0.35)
     status = hook.upload_status(DATA_SET, CSV_SOURCE, upload["id"])
     assert upload_state(status) == "finished" and status["processedLines"] == 2
@@ -232,12 +263,15 @@ def test_the_uploads_list_is_paged_with_take_and_skip(sandbox: Sandbox, connect,
     assert hook.upload_status(DATA_SET, CSV_SOURCE, sent[0])["id"] == sent[0]  # found on the last page
 
 
-@pytest.mark.parametrize(("fmt", "content", "message"), [
-    ("csv", "a,b\n1,2,3\n", "file: line 2 has 3 fields, the header has 2"),
-    ("csv", "", "file: the CSV file is empty: a header row is required"),
-    ("json", '{"not": "an array"}', "file: the JSON file must be an array of objects"),
-    ("json", '[{"a": 1}', "file: the JSON file is malformed"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content", "message"),
+    [
+        ("csv", "a,b\n1,2,3\n", "file: line 2 has 3 fields, the header has 2"),
+        ("csv", "", "file: the CSV file is empty: a header row is required"),
+        ("json", '{"not": "an array"}', "file: the JSON file must be an array of objects"),
+        ("json", '[{"a": 1}', "file: the JSON file is malformed"),
+    ],
+)
 def test_a_malformed_file_fails_with_allyys_validation_message(
     sandbox: Sandbox, conn: dict[str, Any], tmp_path: Path, fmt: str, content: str, message: str
 ) -> None:
@@ -254,10 +288,19 @@ def test_the_sandbox_refuses_other_bodies_with_a_400_envelope(conn: dict[str, An
     headers = {"Authorization": f"Bearer {oracle_token(conn)}"}
     no_part = requests.post(url, headers=headers, files={"data": ("a.csv", b"a\n1\n", "text/csv")}, timeout=10)
     raw_body = requests.post(url, headers={**headers, "Content-Type": "text/csv"}, data=b"a\n1\n", timeout=10)
-    wrong_format = requests.post(url.replace("/csv/", "/json/"), headers=headers, files={"file": ("a.json", b"[]", "application/json")}, timeout=10)
+    wrong_format = requests.post(
+        url.replace("/csv/", "/json/"),
+        headers=headers,
+        files={"file": ("a.json", b"[]", "application/json")},
+        timeout=10,
+    )
     assert [r.status_code for r in (no_part, raw_body, wrong_format)] == [400, 400, 400]
-    assert no_part.json()["meta"]["validation"] == [{"property": "file", "message": "the form has no part named 'file'"}]
-    assert raw_body.json()["meta"]["validation"][0]["message"] == "The request must be multipart/form-data, not text/csv."
+    assert no_part.json()["meta"]["validation"] == [
+        {"property": "file", "message": "the form has no part named 'file'"}
+    ]
+    assert (
+        raw_body.json()["meta"]["validation"][0]["message"] == "The request must be multipart/form-data, not text/csv."
+    )
     assert wrong_format.json()["meta"]["validation"][0]["property"] == "datasourceId"
 
 
@@ -266,15 +309,24 @@ def test_an_upload_to_the_wrong_format_fails_with_allyys_message(conn: dict[str,
         AllyyHook().upload_file(DATA_SET, CSV_SOURCE, "json", csv_file(tmp_path))
 
 
-@pytest.mark.parametrize(("kind", "spec", "arrives_first_time"), [
-    ("drop", {}, True),  # the file arrived, the answer was lost
-    ("status", {"status": 502}, False),  # a proxy refused it before Allyy saw it
-    ("status", {"status": 429, "retry_after": 0.05}, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "spec", "arrives_first_time"),
+    [
+        ("drop", {}, True),  # the file arrived, the answer was lost
+        ("status", {"status": 502}, False),  # a proxy refused it before Allyy saw it
+        ("status", {"status": 429, "retry_after": 0.05}, False),
+    ],
+)
 def test_an_upload_arrives_once_whatever_happens_to_the_answer(
     sandbox: Sandbox, conn: dict[str, Any], tmp_path: Path, kind: str, spec: dict[str, Any], arrives_first_time: bool
 ) -> None:
-    sandbox.fault("allyy", kind, path=f"/api/data/v1.0/customer/{CUSTOMER_ID}/dataset/{DATA_SET}/datasource/", method="POST", **spec)
+    sandbox.fault(
+        "allyy",
+        kind,
+        path=f"/api/data/v1.0/customer/{CUSTOMER_ID}/dataset/{DATA_SET}/datasource/",
+        method="POST",
+        **spec,
+    )
     upload = AllyyHook().upload_file(DATA_SET, CSV_SOURCE, "csv", csv_file(tmp_path))
     arrived = uploads_arrived(sandbox)
     assert len(arrived) == 1 and arrived[0]["id"] == upload["id"]
@@ -297,8 +349,13 @@ def test_the_trigger_waits_until_allyy_finishes(sandbox: Sandbox, conn: dict[str
 
     sandbox.configure("allyy", processing_seconds=0.6)
     upload = AllyyHook().upload_file(DATA_SET, CSV_SOURCE, "csv", csv_file(tmp_path))
-    spec = {"key": "recreativ/x/dt=2024-03-01", "data_set_id": DATA_SET, "datasource_id": CSV_SOURCE,
-            "upload_id": upload["id"], "requested_at": "2024-01-01T00:00:00+00:00"}
+    spec = {
+        "key": "recreativ/x/dt=2024-03-01",
+        "data_set_id": DATA_SET,
+        "datasource_id": CSV_SOURCE,
+        "upload_id": upload["id"],
+        "requested_at": "2024-01-01T00:00:00+00:00",
+    }
     trigger = AllyyUploadTrigger(conn_id=None, uploads=[spec], keys=[spec["key"]], poll_interval=0.1, timeout=30)
     classpath, kwargs = trigger.serialize()
     assert classpath == "vendorflow.vendors.allyy.triggers.AllyyUploadTrigger"
@@ -310,6 +367,13 @@ def test_the_trigger_waits_until_allyy_finishes(sandbox: Sandbox, conn: dict[str
 
     sandbox.configure("allyy", processing_seconds=60)
     late = AllyyHook().upload_file(DATA_SET, CSV_SOURCE, "csv", csv_file(tmp_path))
-    [event] = run_trigger(AllyyUploadTrigger(conn_id=None, uploads=[{**spec, "upload_id": late["id"]}], keys=[spec["key"]],
-                                             poll_interval=0.1, timeout=0.3))
+    [event] = run_trigger(
+        AllyyUploadTrigger(
+            conn_id=None,
+            uploads=[{**spec, "upload_id": late["id"]}],
+            keys=[spec["key"]],
+            poll_interval=0.1,
+            timeout=0.3,
+        )
+    )
     assert event.payload["status"] == "timeout" and "still processing" in event.payload["message"]

@@ -40,7 +40,9 @@ def execute(**params: Any) -> Any:
 
     operator = AllyyUploadOperator(task_id="upload", poll_interval=0.1)
     try:
-        return operator.execute({"params": {"partitions": [KEY], "force": False, **params}, "triggering_asset_events": None})
+        return operator.execute(
+            {"params": {"partitions": [KEY], "force": False, **params}, "triggering_asset_events": None}
+        )
     except TaskDeferred as deferred:
         return deferred.trigger
 
@@ -50,8 +52,8 @@ def arrived(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 def test_an_upload_interrupted_after_sending_is_found_not_sent_again(sandbox: Sandbox, published: Path) -> None:
-    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
 
     trigger = execute()
     [upload] = arrived(sandbox)
@@ -76,10 +78,10 @@ def test_an_upload_interrupted_after_sending_is_found_not_sent_again(sandbox: Sa
 
 
 def test_a_partition_without_manifest_or_not_configured_is_refused(sandbox: Sandbox, published: Path) -> None:
-    from vendorflow.errors import ConfigError, ValidationFailed
-
     # A data file without the manifest a validated publish seals into its footer (written by hand).
     import pyarrow.parquet as pq
+
+    from vendorflow.errors import ConfigError, ValidationFailed
 
     data_file = published / DATASET / f"dt={DAY}" / "data.parquet"
     pq.write_table(pq.read_table(data_file).replace_schema_metadata(None), data_file)
@@ -97,10 +99,16 @@ def test_the_dag_is_scheduled_on_the_configured_datasets(tmp_path: Path, monkeyp
     from airflow.sdk import AssetAny
 
     config = tmp_path / "uploads.json"
-    config.write_text(json.dumps({"uploads": [
-        {"dataset": "recreativ/offer_statistics", "dataSetId": "d", "datasourceId": "s", "format": "json"},
-        {"dataset": "footprints/leads", "dataSetId": "d", "datasourceId": "s2", "format": "csv"},
-    ]}))
+    config.write_text(
+        json.dumps(
+            {
+                "uploads": [
+                    {"dataset": "recreativ/offer_statistics", "dataSetId": "d", "datasourceId": "s", "format": "json"},
+                    {"dataset": "footprints/leads", "dataSetId": "d", "datasourceId": "s2", "format": "csv"},
+                ]
+            }
+        )
+    )
     monkeypatch.setenv("VENDORFLOW_ALLYY_UPLOADS", str(config))
     folder = tmp_path / "dags"
     folder.mkdir()
@@ -113,9 +121,9 @@ def test_the_dag_is_scheduled_on_the_configured_datasets(tmp_path: Path, monkeyp
 def test_a_partition_claimed_by_another_run_meanwhile_is_not_sent_twice(
     sandbox: Sandbox, published: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.errors import VendorflowError
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 
     class RacedLedger(Ledger):
@@ -142,11 +150,20 @@ def test_a_run_started_by_the_datasets_asset_event_uploads_that_partition(sandbo
     from vendorflow.vendors.allyy.operators import AllyyUploadOperator
 
     # What DatasetOperator puts on the event when it publishes (DatasetResult.as_dict()).
-    event = SimpleNamespace(asset=SimpleNamespace(name=DATASET, uri=f"x-vendorflow://{DATASET}"), source_aliases=[],
-                            extra={"dataset": DATASET, "dt": DAY, "rows": 2, "path": str(published / DATASET / f"dt={DAY}")})
-    context = {"params": {"partitions": [], "force": False}, "triggering_asset_events": TriggeringAssetEventsAccessor.build([event])}
+    event = SimpleNamespace(
+        asset=SimpleNamespace(name=DATASET, uri=f"x-vendorflow://{DATASET}"),
+        source_aliases=[],
+        extra={"dataset": DATASET, "dt": DAY, "rows": 2, "path": str(published / DATASET / f"dt={DAY}")},
+    )
+    context = {
+        "params": {"partitions": [], "force": False},
+        "triggering_asset_events": TriggeringAssetEventsAccessor.build([event]),
+    }
     with pytest.raises(TaskDeferred) as deferred:
         AllyyUploadOperator(task_id="upload").execute(context)
     assert deferred.value.trigger.keys == [KEY]
     [upload] = arrived(sandbox)
-    assert upload["format"] == "csv" and upload["rows"] == [{"campaign_id": "1001", "views": "10"}, {"campaign_id": "1002", "views": "20"}]
+    assert upload["format"] == "csv" and upload["rows"] == [
+        {"campaign_id": "1001", "views": "10"},
+        {"campaign_id": "1002", "views": "20"},
+    ]

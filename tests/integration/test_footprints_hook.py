@@ -36,8 +36,12 @@ def tokens_issued(sandbox: Sandbox) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "grant", [{"grant_type": "client_credentials"}, {"grant_type": "pin", "pin": "1234567890"},
-              {"grant_type": "password", "username": "hostess", "user_password": "sandbox-pass"}],
+    "grant",
+    [
+        {"grant_type": "client_credentials"},
+        {"grant_type": "pin", "pin": "1234567890"},
+        {"grant_type": "password", "username": "hostess", "user_password": "sandbox-pass"},
+    ],
     ids=lambda g: g["grant_type"],
 )
 def test_each_grant_type_gets_a_token_and_reads(sandbox: Sandbox, connect, state_dir, grant: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +64,9 @@ def test_the_token_is_cached_shared_and_refreshed_once_after_a_401(sandbox: Sand
     assert tokens_issued(sandbox)["issued"] == 1  # one new token after the revocation
 
 
-def test_bad_credentials_fail_with_the_vendors_message_and_no_secret(sandbox: Sandbox, connect, state_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_bad_credentials_fail_with_the_vendors_message_and_no_secret(
+    sandbox: Sandbox, connect, state_dir, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     conn = connect("footprints")
     monkeypatch.setenv("AIRFLOW_CONN_FOOTPRINTS_DEFAULT", json.dumps({**conn, "password": "wrong-secret-4711"}))
     ok, message = FootprintsHook().test_connection()
@@ -73,7 +79,10 @@ def test_bad_credentials_fail_with_the_vendors_message_and_no_secret(sandbox: Sa
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        ({"grant_type": "implicit"}, "extra 'grant_type' must be one of client_credentials, pin, password, not 'implicit'"),
+        (
+            {"grant_type": "implicit"},
+            "extra 'grant_type' must be one of client_credentials, pin, password, not 'implicit'",
+        ),
         ({"grant_type": "pin"}, "extra 'pin' is required"),
         ({"grant_type": "pin", "pin": "12ab"}, "extra 'pin' must be digits"),
         ({"grant_type": "password", "username": "h"}, "extra 'user_password' is required"),
@@ -82,12 +91,18 @@ def test_bad_credentials_fail_with_the_vendors_message_and_no_secret(sandbox: Sa
 )
 def test_misconfigured_connections_are_named(connect, state_dir, extra: dict[str, str], problem: str) -> None:  # type: ignore[no-untyped-def]
     connect("footprints", **extra)
-    with pytest.raises(ConfigError, match="Connection 'footprints_default' \\(Footprints\\): " + problem.replace("(", "\\(").replace(")", "\\)")):
+    with pytest.raises(
+        ConfigError,
+        match="Connection 'footprints_default' \\(Footprints\\): " + problem.replace("(", "\\(").replace(")", "\\)"),
+    ):
         list(FootprintsHook().lead_pages(BUSY_DAY, BUSY_DAY))
 
 
 def test_test_connection_names_the_grant(conn: dict[str, Any]) -> None:
-    assert FootprintsHook().test_connection() == (True, "Connected to Footprints with grant client_credentials: 7 channels")
+    assert FootprintsHook().test_connection() == (
+        True,
+        "Connected to Footprints with grant client_credentials: 7 channels",
+    )
 
 
 # -- endpoints --------------------------------------------------------------------------
@@ -95,8 +110,14 @@ def test_test_connection_names_the_grant(conn: dict[str, Any]) -> None:
 
 def test_every_read_endpoint_matches_the_api_read_directly(sandbox: Sandbox, conn: dict[str, Any]) -> None:
     oracle, hook = Oracle(conn), FootprintsHook()
-    for method, path in [("catalogues", "/api/offerCategory"), ("offers", "/api/offer"), ("skus", "/api/sku"),
-                         ("locations", "/api/location"), ("channels", "/api/channels"), ("offline_campaigns", "/api/offlineCampaign")]:
+    for method, path in [
+        ("catalogues", "/api/offerCategory"),
+        ("offers", "/api/offer"),
+        ("skus", "/api/sku"),
+        ("locations", "/api/location"),
+        ("channels", "/api/channels"),
+        ("offline_campaigns", "/api/offlineCampaign"),
+    ]:
         got = getattr(hook, method)()
         assert got == oracle.pages(path), method
         assert got.total_records == len(got)
@@ -110,14 +131,21 @@ def test_every_read_endpoint_matches_the_api_read_directly(sandbox: Sandbox, con
     assert hook.lead_action_types() == oracle.get("/api/lead/action-types").json()["data"]
     lead = hook.leads(date(2024, 3, 4), date(2024, 3, 4))[0]
     assert hook.lead_actions(lead["_id"]) == oracle.get(f"/api/lead/actions/{lead['_id']}").json()["data"]
-    assert hook.customer(email="client42@example.com", phone="0700000042")["_id"] == oracle.get(
-        "/api/client", userEmail="client42@example.com", userPhone="0700000042").json()["_id"]
-    with pytest.raises(VendorAPIError, match="Footprints GET /api/client\\?userEmail=nobody%40example.com&userPhone=1: HTTP 404: Client not found"):
+    assert (
+        hook.customer(email="client42@example.com", phone="0700000042")["_id"]
+        == oracle.get("/api/client", userEmail="client42@example.com", userPhone="0700000042").json()["_id"]
+    )
+    with pytest.raises(
+        VendorAPIError,
+        match="Footprints GET /api/client\\?userEmail=nobody%40example.com&userPhone=1: HTTP 404: Client not found",
+    ):
         hook.customer(email="nobody@example.com", phone="1")
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_leads_are_read_past_the_unannounced_page_size_cap(sandbox: Sandbox, connect, state_dir, concurrency: int) -> None:  # type: ignore[no-untyped-def]
+def test_leads_are_read_past_the_unannounced_page_size_cap(
+    sandbox: Sandbox, connect, state_dir, concurrency: int
+) -> None:  # type: ignore[no-untyped-def]
     sandbox.configure("footprints", leads_by_day={BUSY_DAY.isoformat(): 2345})  # cap 100: 24 pages
     conn = connect("footprints", page_size=500, concurrency=concurrency, **FAST_RETRY)
     pages = list(FootprintsHook().lead_pages(BUSY_DAY, BUSY_DAY))
@@ -171,7 +199,9 @@ def test_dropped_connections_and_slow_answers_are_retried(sandbox: Sandbox, conn
 def test_retries_end_with_the_vendors_answer(sandbox: Sandbox, connect, state_dir) -> None:  # type: ignore[no-untyped-def]
     connect("footprints", retries=3, **FAST_RETRY)
     sandbox.fault("footprints", "status", status=503, path="/api/channels", count=10)
-    with pytest.raises(VendorAPIError, match="Footprints GET /api/channels\\?page=1: HTTP 503: .*gave up after 3 attempts"):
+    with pytest.raises(
+        VendorAPIError, match="Footprints GET /api/channels\\?page=1: HTTP 503: .*gave up after 3 attempts"
+    ):
         FootprintsHook().channels()
 
 
@@ -184,7 +214,9 @@ def test_retries_end_with_the_vendors_answer(sandbox: Sandbox, connect, state_di
         ("not_a_list", "expected a JSON array of records, got dict"),
     ],
 )
-def test_malformed_answers_name_vendor_endpoint_and_problem(sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str) -> None:
+def test_malformed_answers_name_vendor_endpoint_and_problem(
+    sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str
+) -> None:
     sandbox.fault("footprints", "malformed", variant=variant, path="/api/lead")
     with pytest.raises(VendorResponseError) as error:
         list(FootprintsHook().lead_pages(BUSY_DAY, BUSY_DAY))
@@ -209,11 +241,17 @@ def test_an_announced_page_that_comes_back_empty_is_an_error(sandbox: Sandbox, c
         ("missing_key", "_id", "field '_id' = '<missing>' is missing (the key is required)"),
     ],
 )
-def test_leads_that_break_the_schema_publish_nothing(sandbox: Sandbox, conn: dict[str, Any], data_root, variant: str,  # type: ignore[no-untyped-def]
-                                                     field: str, problem: str) -> None:
-    from vendorflow.vendors.footprints.datasets import LEADS
+def test_leads_that_break_the_schema_publish_nothing(
+    sandbox: Sandbox,
+    conn: dict[str, Any],
+    data_root,
+    variant: str,  # type: ignore[no-untyped-def]
+    field: str,
+    problem: str,
+) -> None:
     from vendorflow.pipeline.run import run_dataset
     from vendorflow.pipeline.storage import Lake
+    from vendorflow.vendors.footprints.datasets import LEADS
 
     sandbox.configure("footprints", leads_by_day={BUSY_DAY.isoformat(): 250})
     sandbox.fault("footprints", "malformed", variant=variant, field=field, path="/api/lead", query="page=2&")

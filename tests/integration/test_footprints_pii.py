@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from include.sandbox.control import Sandbox
-from vendorflow.vendors.footprints.datasets import LEADS, LOYALTY_CODES
-from vendorflow.vendors.footprints.hook import FootprintsHook
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import Lake
+from vendorflow.vendors.footprints.datasets import LEADS, LOYALTY_CODES
+from vendorflow.vendors.footprints.hook import FootprintsHook
 
 pytestmark = pytest.mark.integration
 DAY = date(2024, 3, 5)
@@ -29,16 +29,31 @@ PHONE = re.compile(r"\+?[\d ()-]{9,}")  # a whole cell that is a phone number
 def personal_values(conn: dict[str, Any]) -> tuple[set[str], set[str]]:
     """Every e-mail, phone, name and birthday the sandbox serves for the day's leads and all codes, read directly."""
     host = conn["host"]
-    token = requests.post(f"{host}/api/token", auth=(f"sandbox-{uuid.uuid4().hex[:6]}", "sandbox-x"),
-                          data={"grant_type": "client_credentials"}, timeout=10).json()["access_token"]
+    token = requests.post(
+        f"{host}/api/token",
+        auth=(f"sandbox-{uuid.uuid4().hex[:6]}", "sandbox-x"),
+        data={"grant_type": "client_credentials"},
+        timeout=10,
+    ).json()["access_token"]
     records: list[dict[str, Any]] = []
     page = 1
-    while batch := requests.get(f"{host}/api/lead", params={"access_token": token, "startDate": DAY.isoformat(),
-                                                            "endDate": DAY.isoformat(), "pageSize": 100, "page": page}, timeout=10).json():
+    while batch := requests.get(
+        f"{host}/api/lead",
+        params={
+            "access_token": token,
+            "startDate": DAY.isoformat(),
+            "endDate": DAY.isoformat(),
+            "pageSize": 100,
+            "page": page,
+        },
+        timeout=10,
+    ).json():
         records.extend(batch)
         page += 1
     page = 1
-    while clients := requests.post(f"{host}/api/loyaltyCode/list", params={"access_token": token}, data={"page": page}, timeout=10).json()["clients"]:
+    while clients := requests.post(
+        f"{host}/api/loyaltyCode/list", params={"access_token": token}, data={"page": page}, timeout=10
+    ).json()["clients"]:
         records.extend(c["client"] for c in clients if c["client"])
         page += 1
     contact = {r[k] for r in records for k in ("userEmail", "userPhone") if r.get(k)}
@@ -64,8 +79,9 @@ def extract_both(data_root: Path) -> Path:
     return data_root / "footprints"
 
 
-def test_no_plain_email_phone_or_name_reaches_parquet_by_default(sandbox: Sandbox, connect, state_dir, data_root: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_plain_email_phone_or_name_reaches_parquet_by_default(
+    sandbox: Sandbox, connect, state_dir, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     conn = connect("footprints")
     contact, people = personal_values(conn)
     assert len(contact) > 500 and people

@@ -34,15 +34,25 @@ def accepted(sandbox: Sandbox, conn: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def event(n: int) -> dict[str, Any]:
-    return {"event": "lead", "entityType": "user", "entityId": f"c{n % 7}", "targetEntityType": "item",
-            "targetEntityId": f"o{n}", "eventTime": "2024-03-01T10:00:00.000Z"}
+    return {
+        "event": "lead",
+        "entityType": "user",
+        "entityId": f"c{n % 7}",
+        "targetEntityType": "item",
+        "targetEntityId": f"o{n}",
+        "eventTime": "2024-03-01T10:00:00.000Z",
+    }
 
 
 def test_usage_reads_the_month_report_with_one_auth_call(sandbox: Sandbox, conn: dict[str, Any]) -> None:
     sandbox.configure("recomendo", today="2024-03-05")
     h = hook()
     report = h.usage()
-    assert report["usagePlan"] == "PROFESSIONAL" and report["startDate"] == "2024-03-01" and report["endDate"] == "2024-03-05"
+    assert (
+        report["usagePlan"] == "PROFESSIONAL"
+        and report["startDate"] == "2024-03-01"
+        and report["endDate"] == "2024-03-05"
+    )
     assert [u["date"] for u in report["usages"]] == [f"2024-03-0{d}" for d in range(1, 6)]
     h.usage()
     assert hook().usage() == report  # a second hook (another task) reuses the stored token
@@ -149,12 +159,15 @@ def test_quota_exhausted_queries_fail_at_once(sandbox: Sandbox, conn: dict[str, 
     assert sum(1 for r in sandbox.requests("recomendo") if r["path"].endswith("queries.json")) == 2
 
 
-@pytest.mark.parametrize("fault", [
-    {"kind": "status", "status": 503},
-    {"kind": "status", "status": 429, "retry_after": 0.1},
-    {"kind": "drop"},
-    {"kind": "slow", "delay": 1.5},
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "status", "status": 503},
+        {"kind": "status", "status": 429, "retry_after": 0.1},
+        {"kind": "drop"},
+        {"kind": "slow", "delay": 1.5},
+    ],
+)
 def test_transient_faults_are_retried(sandbox: Sandbox, connect, state_dir: Path, fault: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     conn = connect("recomendo", timeout=0.8, **FAST_RETRY)
     h = hook()
@@ -166,14 +179,19 @@ def test_transient_faults_are_retried(sandbox: Sandbox, connect, state_dir: Path
     assert event_id in {e["eventId"] for e in accepted(sandbox, conn)}
 
 
-@pytest.mark.parametrize("variant,problem", [
-    ("html", "answered HTML instead of JSON"),
-    ("xml", "answered XML instead of JSON"),
-    ("truncated", "truncated JSON body"),
-    ("missing_key", "payload.usages is not a list"),
-    ("wrong_type", "payload.usages is not a list"),
-])
-def test_malformed_usage_fails_naming_vendor_and_endpoint(sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    "variant,problem",
+    [
+        ("html", "answered HTML instead of JSON"),
+        ("xml", "answered XML instead of JSON"),
+        ("truncated", "truncated JSON body"),
+        ("missing_key", "payload.usages is not a list"),
+        ("wrong_type", "payload.usages is not a list"),
+    ],
+)
+def test_malformed_usage_fails_naming_vendor_and_endpoint(
+    sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str
+) -> None:
     from vendorflow.errors import VendorResponseError
 
     h = hook()
@@ -184,7 +202,9 @@ def test_malformed_usage_fails_naming_vendor_and_endpoint(sandbox: Sandbox, conn
     assert str(caught.value).startswith("Recomendo GET /v1/usage: ") and problem in str(caught.value)
 
 
-def test_bad_credentials_fail_clearly_and_test_connection_says_so(sandbox: Sandbox, connect, state_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_bad_credentials_fail_clearly_and_test_connection_says_so(
+    sandbox: Sandbox, connect, state_dir: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     conn = connect("recomendo", **FAST_RETRY)
     assert hook().test_connection()[0] is True
     monkeypatch.setenv("AIRFLOW_CONN_RECOMENDO_DEFAULT", json.dumps({**conn, "password": "wrong-secret"}))

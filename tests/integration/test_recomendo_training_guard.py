@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from include.sandbox.control import Sandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -16,8 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def ask_at_once(barrier: Any, n: int, results: Any, claim_when_due: bool = False) -> None:
     """One worker process: ready its hook and token, wait for the others, then ask for a training."""
-    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.vendors.recomendo.training import TrainingGuard
 
     hook = RecomendoHook()
@@ -65,8 +63,8 @@ def test_ten_processes_asking_at_once_make_exactly_one_train_call(sandbox: Sandb
 
 
 def test_a_pending_training_is_made_once_its_window_opens(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.vendors.recomendo.training import TrainingGuard
 
     sandbox.configure("recomendo", train_interval_seconds=2)
@@ -90,11 +88,13 @@ def test_a_pending_training_is_made_once_its_window_opens(sandbox: Sandbox, conn
     assert [c["status"] for c in calls] == [200, 200] and calls[1]["t"] - calls[0]["t"] >= 2
 
 
-def test_ten_processes_claiming_a_due_training_at_once_make_one_call(sandbox: Sandbox, connect, state_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ten_processes_claiming_a_due_training_at_once_make_one_call(
+    sandbox: Sandbox, connect, state_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
     import vendorflow.vendors.recomendo.hook  # noqa: F401
     import vendorflow.vendors.recomendo.training  # noqa: F401
-    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.ledger import Ledger
+    from vendorflow.vendors.recomendo.hook import RecomendoHook
     from vendorflow.vendors.recomendo.training import TrainingGuard
 
     sandbox.configure("recomendo", train_interval_seconds=3)

@@ -16,12 +16,12 @@ import pytest
 import requests
 
 from include.sandbox.control import Sandbox
-from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
 from vendorflow.errors import VendorAPIError, VendorResponseError
-from vendorflow.vendors.recreativ.hook import RecreativHook
 from vendorflow.http.concurrency import bounded_map
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import Lake
+from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
+from vendorflow.vendors.recreativ.hook import RecreativHook
 
 pytestmark = pytest.mark.integration
 DAY = date(2024, 3, 1)
@@ -33,13 +33,17 @@ def conn(connect, state_dir) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return connect("recreativ", **FAST_RETRY)
 
 
-def raw(conn: dict[str, Any], path: str, params: dict[str, Any] | None = None, accept: str = "application/json") -> requests.Response:
+def raw(
+    conn: dict[str, Any], path: str, params: dict[str, Any] | None = None, accept: str = "application/json"
+) -> requests.Response:
     """The sandbox asked directly, without our hook: the independent view of the data.
 
     It uses a token of its own, so it neither spends nor is refused by the hook's budget.
     """
     token = conn["password"] if conn["password"] == "wrong" else conn["password"] + "-oracle"
-    response = requests.get(conn["host"] + path, params=params, headers={"Auth-Token": token, "Accept": accept}, timeout=10)
+    response = requests.get(
+        conn["host"] + path, params=params, headers={"Auth-Token": token, "Accept": accept}, timeout=10
+    )
     assert response.status_code in (200, 401), response.text
     return response
 
@@ -48,10 +52,16 @@ def test_every_documented_read_endpoint(conn: dict[str, Any]) -> None:
     hook = RecreativHook()
     assert hook.me() == raw(conn, "/me").json()
     assert hook.users() == raw(conn, "/advertiser/users").json()
-    assert hook.user(2, expand="campaigns")["campaigns"] == raw(conn, "/advertiser/users/2", {"expand": "campaigns"}).json()["campaigns"]
+    assert (
+        hook.user(2, expand="campaigns")["campaigns"]
+        == raw(conn, "/advertiser/users/2", {"expand": "campaigns"}).json()["campaigns"]
+    )
     assert hook.site_categories() == raw(conn, "/webmaster/categories").json()
     assert hook.sites() == raw(conn, "/webmaster/sites").json()
-    assert hook.site(10, expand="blocks")["blocks"] == raw(conn, "/webmaster/sites/10", {"expand": "blocks"}).json()["blocks"]
+    assert (
+        hook.site(10, expand="blocks")["blocks"]
+        == raw(conn, "/webmaster/sites/10", {"expand": "blocks"}).json()["blocks"]
+    )
     assert hook.block(100) == raw(conn, "/webmaster/blocks/100").json()
     assert hook.campaign_categories() == raw(conn, "/advertiser/categories").json()
     campaigns = hook.campaigns()
@@ -62,8 +72,19 @@ def test_every_documented_read_endpoint(conn: dict[str, Any]) -> None:
     assert offers and all(o["campaignId"] == 1001 for o in offers)
     assert hook.offer(offers[0]["id"]) == offers[0]
     stats = hook.campaign_statistics(DAY, DAY)
-    assert stats == raw(conn, "/advertiser/statistics", {"scope": "campaigns", "filter[dateFrom]": "2024-03-01", "filter[dateTo]": "2024-03-01"}).json()
-    assert {s["date"] for s in hook.campaign_statistics("2024-03-01", "2024-03-03", ids=[1001])} <= {"2024-03-01", "2024-03-02", "2024-03-03"}
+    assert (
+        stats
+        == raw(
+            conn,
+            "/advertiser/statistics",
+            {"scope": "campaigns", "filter[dateFrom]": "2024-03-01", "filter[dateTo]": "2024-03-01"},
+        ).json()
+    )
+    assert {s["date"] for s in hook.campaign_statistics("2024-03-01", "2024-03-03", ids=[1001])} <= {
+        "2024-03-01",
+        "2024-03-02",
+        "2024-03-03",
+    }
     by_campaign = hook.offer_statistics(day=DAY, campaign_id=1001)
     assert {s["offerId"] for s in by_campaign} <= {o["id"] for o in offers}
     one_offer = hook.offer_statistics(date_from=DAY, date_to=DAY, offer_id=offers[0]["id"])
@@ -84,13 +105,20 @@ def test_xml_is_served_when_asked_and_json_otherwise(conn: dict[str, Any]) -> No
     as_xml = ET.fromstring(raw(conn, "/advertiser/campaigns", {"filter[id]": "1001"}, accept="application/xml").content)
     assert as_xml.tag == "response"
     item = as_xml.find("item")
-    assert item is not None and item.findtext("id") == str(as_json[0]["id"]) and item.findtext("title") == as_json[0]["title"]
+    assert (
+        item is not None
+        and item.findtext("id") == str(as_json[0]["id"])
+        and item.findtext("title") == as_json[0]["title"]
+    )
 
 
 def test_a_bad_token_gets_the_documented_401(connect, state_dir) -> None:  # type: ignore[no-untyped-def]
     conn = connect("recreativ")
     assert raw({**conn, "password": "wrong"}, "/me").json() == {
-        "name": "Unauthorized", "message": "You are requesting with an invalid credential.", "code": 0, "status": 401,
+        "name": "Unauthorized",
+        "message": "You are requesting with an invalid credential.",
+        "code": 0,
+        "status": 401,
     }
     os.environ["AIRFLOW_CONN_RECREATIV_DEFAULT"] = json.dumps({**conn, "password": "wrong-token"})
     ok, message = RecreativHook().test_connection()
@@ -124,7 +152,8 @@ def test_misconfigured_connections_are_named(connect, state_dir, monkeypatch) ->
 def _requests(sandbox: Sandbox, path: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
     """What the sandbox saw, for one path and/or one token (requests of earlier tests may still land)."""
     return [
-        r for r in sandbox.requests("recreativ")
+        r
+        for r in sandbox.requests("recreativ")
         if (path is None or r["path"] == path) and (token is None or r["token"] == token)
     ]
 
@@ -150,7 +179,10 @@ def test_dropped_connections_and_slow_answers_are_retried(sandbox: Sandbox, conn
     hook = RecreativHook()
     assert len(hook.campaigns()) == 50
     assert hook.campaign_categories()
-    assert [r["status"] for r in _requests(sandbox, "/advertiser/campaigns", token=conn["password"])] == [200, 200]  # the first cut short
+    assert [r["status"] for r in _requests(sandbox, "/advertiser/campaigns", token=conn["password"])] == [
+        200,
+        200,
+    ]  # the first cut short
     assert hook.client.retries == 2  # one after the drop, one after the read timeout
 
 
@@ -171,7 +203,9 @@ def test_retries_end_with_the_vendors_answer(sandbox: Sandbox, connect, state_di
         ("not_a_list", "expected a JSON array of records, got dict"),
     ],
 )
-def test_malformed_answers_fail_with_vendor_endpoint_and_problem(sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str) -> None:
+def test_malformed_answers_fail_with_vendor_endpoint_and_problem(
+    sandbox: Sandbox, conn: dict[str, Any], variant: str, problem: str
+) -> None:
     sandbox.fault("recreativ", "malformed", variant=variant, path="/advertiser/campaigns")
     with pytest.raises(VendorResponseError) as error:
         RecreativHook().campaigns()
@@ -186,11 +220,14 @@ def test_malformed_answers_fail_with_vendor_endpoint_and_problem(sandbox: Sandbo
         ("missing_key", "id", "field 'id' = '<missing>' is missing (the key is required)"),
     ],
 )
-def test_records_that_break_the_schema_publish_nothing(sandbox: Sandbox, conn: dict[str, Any], data_root: Path,
-                                                       variant: str, field: str, problem: str) -> None:
+def test_records_that_break_the_schema_publish_nothing(
+    sandbox: Sandbox, conn: dict[str, Any], data_root: Path, variant: str, field: str, problem: str
+) -> None:
     sandbox.fault("recreativ", "malformed", variant=variant, field=field, path="/advertiser/campaigns")
     lake = Lake(str(data_root))
-    with pytest.raises(VendorResponseError, match=re.escape(f"Recreativ GET /advertiser/campaigns: record 0: {problem}")):
+    with pytest.raises(
+        VendorResponseError, match=re.escape(f"Recreativ GET /advertiser/campaigns: record 0: {problem}")
+    ):
         run_dataset(CAMPAIGNS, hook=RecreativHook(), dt=DAY, run_id="bad", lake=lake)
     assert lake.partitions("recreativ/campaigns") == []
     assert not list(data_root.rglob("*.parquet"))

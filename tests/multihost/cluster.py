@@ -68,8 +68,11 @@ class Cluster:
         return response.json()
 
     def trigger(self, dag_id: str, run_id: str, logical_date: str | None, conf: dict[str, Any] | None = None) -> str:
-        self.http("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                  json={"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}})
+        self.http(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            json={"dag_run_id": run_id, "logical_date": logical_date, "conf": conf or {}},
+        )
         return run_id
 
     def unpause(self, dag_id: str) -> None:
@@ -127,14 +130,25 @@ def _start(cluster: Cluster, name: str, command: list[str], extra_env: dict[str,
     }
     log = open(home / "process.log", "ab")  # noqa: SIM115 - closed with the process
     cluster.processes[name] = subprocess.Popen(
-        [sys.executable, "-m", "airflow", *command], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "airflow", *command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path, *, connections: dict[str, str], workers: int = 2, concurrency: int = 4,
-                    extra_env: dict[str, str] | None = None, timeout: float = 240) -> Iterator[Cluster]:
+def running_cluster(
+    root: Path,
+    *,
+    connections: dict[str, str],
+    workers: int = 2,
+    concurrency: int = 4,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 240,
+) -> Iterator[Cluster]:
     import psycopg
     import redis
 
@@ -151,45 +165,52 @@ def running_cluster(root: Path, *, connections: dict[str, str], workers: int = 2
     data_root.mkdir(parents=True, exist_ok=True)
     sql = base.replace("postgresql://", "postgresql+psycopg://")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VENDORFLOW_", "AIRFLOW_CONN_"))}
-    env.update({
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{sql}/{airflow_db}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{sql.replace('+psycopg', '+psycopg_async')}/{airflow_db}",
-        "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{broker_db}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql}/{airflow_db}",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # a test unpauses the DAGs it runs
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
-        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW_VAR_DATA_ROOT": str(data_root),
-        "AIRFLOW_VAR_PII_HMAC_KEY": "cluster-test-key",
-        "VENDORFLOW_LEDGER_URL": f"{base}/{ledger_db}",
-        "VENDORFLOW_REDIS_URL": f"{REDIS}/{shared_db}",
-        "GX_ANALYTICS_ENABLED": "False",
-        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        **connections,
-        **(extra_env or {}),
-    })
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{sql}/{airflow_db}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"{sql.replace('+psycopg', '+psycopg_async')}/{airflow_db}",
+            "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{broker_db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql}/{airflow_db}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # a test unpauses the DAGs it runs
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_VAR_DATA_ROOT": str(data_root),
+            "AIRFLOW_VAR_PII_HMAC_KEY": "cluster-test-key",
+            "VENDORFLOW_LEDGER_URL": f"{base}/{ledger_db}",
+            "VENDORFLOW_REDIS_URL": f"{REDIS}/{shared_db}",
+            "GX_ANALYTICS_ENABLED": "False",
+            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            **connections,
+            **(extra_env or {}),
+        }
+    )
     for db in (broker_db, shared_db):
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
     cluster = Cluster(root=root, api_url=f"http://127.0.0.1:{api_port}", data_root=data_root, env=env)
     try:
         migrate_home = root / "migrate"
         migrate_home.mkdir(parents=True, exist_ok=True)
-        migrated = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], cwd=PROJECT_ROOT,
-                                  env={**env, "AIRFLOW_HOME": str(migrate_home)}, capture_output=True, text=True,
-                                  timeout=300)
+        migrated = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            cwd=PROJECT_ROOT,
+            env={**env, "AIRFLOW_HOME": str(migrate_home)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if migrated.returncode:
             raise AssertionError(f"airflow db migrate failed:\n{(migrated.stdout + migrated.stderr)[-3000:]}")
         _start(cluster, "api-server", ["api-server", "--port", str(api_port), "--host", "127.0.0.1", "--workers", "1"])
@@ -197,9 +218,19 @@ def running_cluster(root: Path, *, connections: dict[str, str], workers: int = 2
         _start(cluster, "dag-processor", ["dag-processor"])
         _start(cluster, "triggerer", ["triggerer"])
         for number in range(1, workers + 1):
-            _start(cluster, f"worker-{number}",
-                   ["celery", "worker", "--celery-hostname", f"worker-{number}@%h", "--skip-serve-logs",
-                    "--without-gossip", "--without-mingle"])
+            _start(
+                cluster,
+                f"worker-{number}",
+                [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"worker-{number}@%h",
+                    "--skip-serve-logs",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+            )
         deadline = time.monotonic() + timeout
         while True:
             cluster.check_alive()

@@ -15,10 +15,10 @@ The oracle is the sandbox's own record of what it received and accepted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -46,30 +46,58 @@ def setup(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> 
     sandbox_server.configure("algonomy", rate_limit=100)
     conns = connections(sandbox_server.base_url, suffix="-mh" + uuid.uuid4().hex[:8])
     fast = {"backoff_seconds": 0.2, "max_backoff_seconds": 2}
-    conns["recreativ_default"]["extra"] = {**conns["recreativ_default"].get("extra", {}), **fast, "requests_per_second": 5}
-    conns["recomendo_default"]["extra"] = {**conns["recomendo_default"].get("extra", {}), **fast,
-                                           "training_interval_seconds": WINDOW, "training_margin_seconds": MARGIN}
-    conns["algonomy_default"]["extra"] = {**conns["algonomy_default"].get("extra", {}), **fast, "requests_per_second": 100}
+    conns["recreativ_default"]["extra"] = {
+        **conns["recreativ_default"].get("extra", {}),
+        **fast,
+        "requests_per_second": 5,
+    }
+    conns["recomendo_default"]["extra"] = {
+        **conns["recomendo_default"].get("extra", {}),
+        **fast,
+        "training_interval_seconds": WINDOW,
+        "training_margin_seconds": MARGIN,
+    }
+    conns["algonomy_default"]["extra"] = {
+        **conns["algonomy_default"].get("extra", {}),
+        **fast,
+        "requests_per_second": 100,
+    }
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in conns.items()}
     root = tmp_path_factory.mktemp("cluster")
     with running_cluster(root, connections=env) as cluster:
         leads = {day: write_leads(cluster.data_root, day, 12, seed=day.day) for day in LEAD_DAYS}
         runs = []
         for day in RECREATIV_DAYS:
-            runs.append(("recreativ_statistics", cluster.trigger("recreativ_statistics", f"rs-{day}", f"{day}T00:00:00Z")))
+            runs.append(
+                ("recreativ_statistics", cluster.trigger("recreativ_statistics", f"rs-{day}", f"{day}T00:00:00Z"))
+            )
         for n, day in enumerate([LEAD_DAYS[0], LEAD_DAYS[0], LEAD_DAYS[1], LEAD_DAYS[2]]):
-            runs.append(("recomendo_training", cluster.trigger(
-                "recomendo_training", f"rt-{n}-{day}", None, {"dt": day.isoformat()})))
+            runs.append(
+                (
+                    "recomendo_training",
+                    cluster.trigger("recomendo_training", f"rt-{n}-{day}", None, {"dt": day.isoformat()}),
+                )
+            )
         runs.append(("algonomy_optout", cluster.trigger("algonomy_optout", "ao-a", None, {"user_ids": OPTOUTS_A})))
         runs.append(("algonomy_optout", cluster.trigger("algonomy_optout", "ao-b", None, {"user_ids": OPTOUTS_B})))
         for dag_id in ("recreativ_statistics", "recomendo_training", "algonomy_optout"):
             cluster.unpause(dag_id)  # (the scheduler adds each daily DAG's latest scheduled run: waited for too)
         states = cluster.wait(runs, timeout=420)
-        others = [run for dag_id in ("recreativ_statistics", "algonomy_optout") for run in cluster.runs_of(dag_id)
-                  if run not in runs]
+        others = [
+            run
+            for dag_id in ("recreativ_statistics", "algonomy_optout")
+            for run in cluster.runs_of(dag_id)
+            if run not in runs
+        ]
         cluster.wait(others, timeout=300)
-        yield {"cluster": cluster, "sandbox": sandbox_server, "conns": conns, "states": states, "leads": leads,
-               "hosts": {run: cluster.task_hosts(*run) for run in runs}}
+        yield {
+            "cluster": cluster,
+            "sandbox": sandbox_server,
+            "conns": conns,
+            "states": states,
+            "leads": leads,
+            "hosts": {run: cluster.task_hosts(*run) for run in runs},
+        }
 
 
 def test_every_run_succeeded_on_the_cluster(setup: dict[str, Any]) -> None:
@@ -86,7 +114,9 @@ def test_every_run_succeeded_on_the_cluster(setup: dict[str, Any]) -> None:
 def _oracle_rows(conn: dict[str, Any], day: date) -> int:
     """Offer statistics rows of a day, asked of the sandbox directly (one request, a token of its own)."""
     answer = requests.get(
-        f"{conn['host']}/advertiser/statistics", headers={"Auth-Token": conn["password"] + "-oracle"}, timeout=10,
+        f"{conn['host']}/advertiser/statistics",
+        headers={"Auth-Token": conn["password"] + "-oracle"},
+        timeout=10,
         params={"scope": "offers", "filter[dateFrom]": str(day), "filter[dateTo]": str(day)},
     )
     answer.raise_for_status()
@@ -124,7 +154,7 @@ def test_recomendo_events_once_and_trainings_never_inside_the_window(setup: dict
     trainings = sandbox._call("GET", "/_sandbox/recomendo/trainings", params={"client": client})
     assert trainings and all(t["status"] == 200 for t in trainings), trainings
     times = sorted(t["t"] for t in trainings)
-    assert all(b - a >= WINDOW for a, b in zip(times, times[1:])), times
+    assert all(b - a >= WINDOW for a, b in itertools.pairwise(times)), times
     assert max(t["t"] for t in trainings) > max(e["t"] for e in events)  # the last events were trained on
 
 

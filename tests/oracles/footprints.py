@@ -21,7 +21,12 @@ class Oracle:
     def __init__(self, conn: dict[str, Any]) -> None:
         self.host = conn["host"]
         key = f"sandbox-oracle-{uuid.uuid4().hex[:8]}"
-        answer = requests.post(f"{self.host}/api/token", auth=(key, "sandbox-oracle"), data={"grant_type": "client_credentials"}, timeout=10)
+        answer = requests.post(
+            f"{self.host}/api/token",
+            auth=(key, "sandbox-oracle"),
+            data={"grant_type": "client_credentials"},
+            timeout=10,
+        )
         answer.raise_for_status()
         self.token = answer.json()["access_token"]
 
@@ -47,7 +52,9 @@ class Oracle:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            batch = self.get("/api/lead", startDate=day.isoformat(), endDate=day.isoformat(), pageSize=100, page=page).json()
+            batch = self.get(
+                "/api/lead", startDate=day.isoformat(), endDate=day.isoformat(), pageSize=100, page=page
+            ).json()
             if not batch:
                 return out
             out.extend(batch)
@@ -57,7 +64,9 @@ class Oracle:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self.call("POST", "/api/loyaltyCode/list", params={"access_token": self.token}, data={**form, "page": page}).json()
+            body = self.call(
+                "POST", "/api/loyaltyCode/list", params={"access_token": self.token}, data={**form, "page": page}
+            ).json()
             out.extend(body["clients"])
             if len(out) >= body["totalResults"] or not body["clients"]:
                 return out

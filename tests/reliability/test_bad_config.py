@@ -23,12 +23,14 @@ def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) ->
 # --- hosts and ports -------------------------------------------------------------------------------------------
 
 
-def test_a_host_without_scheme_is_refused_naming_the_connection(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
+def test_a_host_without_scheme_is_refused_naming_the_connection(
+    monkeypatch: pytest.MonkeyPatch, state_dir: Path
+) -> None:
     from vendorflow.vendors.recreativ.hook import RecreativHook
 
     set_conn(monkeypatch, "recreativ_default", conn_type="recreativ", host="127.0.0.1:9/recreativ/api", password="t")
     with pytest.raises(ConfigError) as error:
-        RecreativHook().client
+        _ = RecreativHook().client
     assert str(error.value) == (
         "Connection 'recreativ_default' (Recreativ): host '127.0.0.1:9/recreativ/api' has no scheme: write it as "
         "https://127.0.0.1:9/recreativ/api (or http://127.0.0.1:9/recreativ/api for a plain-HTTP sandbox or proxy)"
@@ -81,7 +83,11 @@ def test_a_tls_error_names_the_host_and_suggests_the_scheme(  # type: ignore[no-
 @pytest.mark.parametrize(
     ("extra", "value", "message"),
     [
-        ("requests_per_second", 0.000001, "'requests_per_second' is 1e-06, out of range: it must be between 0.01 and 10000"),
+        (
+            "requests_per_second",
+            0.000001,
+            "'requests_per_second' is 1e-06, out of range: it must be between 0.01 and 10000",
+        ),
         ("concurrency", 10000, "'concurrency' is 10000, out of range: it must be between 1 and 64"),
         ("page_size", 0, "'page_size' is 0, out of range: it must be between 1 and 10000"),
         ("timeout", 0, "'timeout' is 0, out of range"),
@@ -94,11 +100,18 @@ def test_numeric_extras_out_of_bounds_fail_before_any_request(
 ) -> None:
     from vendorflow.vendors.footprints.hook import FootprintsHook
 
-    set_conn(monkeypatch, "footprints_default", conn_type="footprints", host="http://127.0.0.1:9/fp", login="k",
-             password="s", extra=json.dumps({extra: value}))
+    set_conn(
+        monkeypatch,
+        "footprints_default",
+        conn_type="footprints",
+        host="http://127.0.0.1:9/fp",
+        login="k",
+        password="s",
+        extra=json.dumps({extra: value}),
+    )
     hook = FootprintsHook()
     with pytest.raises(ConfigError) as error:
-        hook.client
+        _ = hook.client
     assert message in str(error.value) and "Connection 'footprints_default'" in str(error.value)
     ok, text = hook.test_connection()
     assert not ok and message in text
@@ -122,7 +135,9 @@ def test_a_stale_slot_far_in_the_future_is_dropped(tmp_path: Path) -> None:
 # --- the ledger file ------------------------------------------------------------------------------------------
 
 
-def test_a_corrupt_ledger_fails_at_once_naming_the_file_and_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_corrupt_ledger_fails_at_once_naming_the_file_and_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vendorflow.ledger import Ledger
 
     path = tmp_path / "ledger.sqlite"
@@ -134,7 +149,9 @@ def test_a_corrupt_ledger_fails_at_once_naming_the_file_and_the_setting(tmp_path
     assert str(path) in text and "not an SQLite database" in text and "VENDORFLOW_LEDGER_PATH" in text
 
 
-def test_a_ledger_that_cannot_be_created_names_the_file_and_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ledger_that_cannot_be_created_names_the_file_and_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vendorflow.ledger import Ledger
 
     blocker = tmp_path / "a-file"
@@ -203,8 +220,15 @@ def test_algonomy_connection_test_fails_without_the_api_key(  # type: ignore[no-
 def test_allyy_customer_id_is_one_escaped_path_segment(monkeypatch: pytest.MonkeyPatch) -> None:
     from vendorflow.vendors.allyy.hook import MODELS_PATH, AllyyHook
 
-    set_conn(monkeypatch, "allyy_default", conn_type="allyy", host="http://h", login="c", password="s",
-             extra=json.dumps({"customer_id": "acme/../admin?x=1"}))
+    set_conn(
+        monkeypatch,
+        "allyy_default",
+        conn_type="allyy",
+        host="http://h",
+        login="c",
+        password="s",
+        extra=json.dumps({"customer_id": "acme/../admin?x=1"}),
+    )
     assert MODELS_PATH.format(customer=AllyyHook().customer_id) == (
         "/api/model/v1.0/customer/acme%2F..%2Fadmin%3Fx%3D1/model_v2_1"
     )

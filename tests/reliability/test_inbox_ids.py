@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from include.sandbox.control import Sandbox
-from tests.e2e.test_algonomy_optout import algonomy, puts, run_dag  # noqa: F401 - the fixture is used by name
+from tests.e2e.test_algonomy_optout import algonomy, puts, run_dag  # noqa: F401 - fixtures, used by name
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -19,7 +19,7 @@ def test_an_inbox_file_with_a_record_separator_is_refused_whole_and_the_rest_is_
 ) -> None:
     inbox = data_root / "algonomy" / "inbox"
     inbox.mkdir(parents=True)
-    (inbox / "export.txt").write_bytes("carol\nbob\x1ealice\ndave\n".encode())
+    (inbox / "export.txt").write_bytes(b"carol\nbob\x1ealice\ndave\n")
     (inbox / "clean.txt").write_text("erin\n")
     run = run_dag()
     assert run.state == "failed"  # the rejected file fails the run, after everything valid was sent

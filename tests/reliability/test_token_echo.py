@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.sandbox.control import Sandbox
-from tests.e2e.test_algonomy_optout import algonomy, run_dag  # noqa: F401 - the fixture is used by name
-from tests.e2e.test_footprints_leak import debug_log, everything_left_behind  # noqa: F401
+from tests.e2e.test_algonomy_optout import algonomy, run_dag  # noqa: F401 - fixtures, used by name
+from tests.e2e.test_footprints_leak import debug_log, everything_left_behind  # noqa: F401 - fixtures, used by name
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -40,8 +40,12 @@ def strings_under(root: Path) -> str:
 
 
 def test_an_echoed_bearer_token_reaches_no_dataset_ledger_or_log(  # type: ignore[no-untyped-def]
-    sandbox: Sandbox, algonomy: dict[str, Any], data_root: Path, state_dir: Path,
-    debug_log: io.StringIO, capfd: pytest.CaptureFixture[str],
+    sandbox: Sandbox,
+    algonomy: dict[str, Any],
+    data_root: Path,
+    state_dir: Path,
+    debug_log: io.StringIO,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     api_key = algonomy["extra"]["api_key"]
     sandbox.fault("algonomy", "echo", status=400, method="PUT", path=f"/profile-command/v1/{api_key}/optOut/echo-me")

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.sandbox.control import Sandbox
-from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
 from vendorflow.errors import ValidationFailed, VendorAPIError, VendorResponseError
-from vendorflow.vendors.recreativ.hook import RecreativHook
 from vendorflow.pipeline.run import run_dataset
 from vendorflow.pipeline.storage import DATA_FILE, Lake
+from vendorflow.vendors.recreativ.datasets import CAMPAIGNS
+from vendorflow.vendors.recreativ.hook import RecreativHook
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 DAY = date(2024, 3, 1)
@@ -89,7 +89,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(
-    ("kind", "spec", "error", "message"), BROKEN, ids=[f"{k}-{s.get('variant', s.get('status'))}" for k, s, _, _ in BROKEN]
+    ("kind", "spec", "error", "message"),
+    BROKEN,
+    ids=[f"{k}-{s.get('variant', s.get('status'))}" for k, s, _, _ in BROKEN],
 )
 def test_faults_that_break_the_answer_fail_by_name_and_keep_the_good_day(
     sandbox: Sandbox, good_day: dict[str, Any], kind: str, spec: dict[str, Any], error: type, message: str
@@ -105,7 +107,9 @@ def test_faults_that_break_the_answer_fail_by_name_and_keep_the_good_day(
 
 
 def test_an_answer_trickled_past_the_deadline_is_cut_off_and_retried(
-    sandbox: Sandbox, connect, good_day: dict[str, Any]  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    good_day: dict[str, Any],  # type: ignore[no-untyped-def]
 ) -> None:
     connect("recreativ", **FAST_RETRY, request_deadline=1, timeout=5)
     sandbox.fault("recreativ", "trickle", path=PATH, chunk=8, delay=0.1)  # ~60 s for the whole answer
@@ -116,7 +120,9 @@ def test_an_answer_trickled_past_the_deadline_is_cut_off_and_retried(
 
 
 def test_an_answer_that_always_trickles_fails_naming_the_deadline_setting(
-    sandbox: Sandbox, connect, good_day: dict[str, Any]  # type: ignore[no-untyped-def]
+    sandbox: Sandbox,
+    connect,
+    good_day: dict[str, Any],  # type: ignore[no-untyped-def]
 ) -> None:
     connect("recreativ", **FAST_RETRY, request_deadline=0.5, timeout=5, retries=2)
     sandbox.fault("recreativ", "trickle", path=PATH, chunk=8, delay=0.1, count=5)

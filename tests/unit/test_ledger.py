@@ -32,7 +32,7 @@ def test_names_are_checked(tmp_path: Path) -> None:
         Ledger('x"; drop table', tmp_path / "l.sqlite")
 
 
-def _claim(path: str, worker: int, out: "multiprocessing.Queue[int]") -> None:
+def _claim(path: str, worker: int, out: multiprocessing.Queue[int]) -> None:
     ledger = Ledger("race", Path(path))
     won = 0
     for key in range(100):

@@ -6,10 +6,10 @@ import importlib
 import json
 from pathlib import Path
 
+import airflow
 import jsonschema
 import pytest
 
-import airflow
 from vendorflow.provider import CONNECTION_TYPES, get_provider_info
 
 SCHEMAS = Path(airflow.__file__).parent

@@ -37,7 +37,14 @@ def test_declarations_are_checked() -> None:
     with pytest.raises(ValueError, match="must be strings"):
         Column("x", "int64", pii="phone")
     with pytest.raises(ValueError, match="key columns"):
-        DatasetSpec(vendor="v", name="d", description="", columns=(Column("a", "int64"),), key=("b",), extract=lambda c: iter(()))
+        DatasetSpec(
+            vendor="v",
+            name="d",
+            description="",
+            columns=(Column("a", "int64"),),
+            key=("b",),
+            extract=lambda c: iter(()),
+        )
 
 
 def test_records_and_pages_of() -> None:
@@ -60,4 +67,9 @@ def test_counts_read_in_the_singular_and_the_plural() -> None:
     from vendorflow.progress import counted, noun
 
     assert [counted(1, "rows"), counted(0, "rows"), counted(1200, "requests")] == ["1 row", "0 rows", "1,200 requests"]
-    assert [noun(1, "pages"), noun(2, "pages"), noun(1, "opt-outs"), noun(1, "data")] == ["page", "pages", "opt-out", "data"]
+    assert [noun(1, "pages"), noun(2, "pages"), noun(1, "opt-outs"), noun(1, "data")] == [
+        "page",
+        "pages",
+        "opt-out",
+        "data",
+    ]

@@ -10,7 +10,18 @@ from __future__ import annotations
 from vendorflow import vendors
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Param, Records, param
 
-__all__ = ["Column", "DatasetSpec", "Expect", "ExtractContext", "Param", "Records", "param", "get", "for_vendor", "declared"]
+__all__ = [
+    "Column",
+    "DatasetSpec",
+    "Expect",
+    "ExtractContext",
+    "Param",
+    "Records",
+    "param",
+    "get",
+    "for_vendor",
+    "declared",
+]
 
 
 def for_vendor(vendor: str) -> tuple[DatasetSpec, ...]:

@@ -20,6 +20,7 @@ from vendorflow.http.records import Records
 
 if TYPE_CHECKING:
     from vendorflow.progress import Progress
+    from vendorflow.settings import PiiMode
 
 ColumnType = Literal["int64", "float64", "bool", "string", "date", "timestamp", "decimal", "json"]
 COLUMN_TYPES: frozenset[str] = frozenset(ColumnType.__args__)  # type: ignore[attr-defined]
@@ -81,7 +82,8 @@ def param(name: str) -> Param:
 
 @dataclass(frozen=True)
 class Expect:
-    """A Great Expectations expectation by class name, e.g. ``Expect("ExpectColumnValuesToBeBetween", column="views", min_value=0)``."""
+    """A Great Expectations expectation by class name, e.g. ``Expect("ExpectColumnValuesToBeBetween", column="views",
+    min_value=0)``."""
 
     type: str
     kwargs: Mapping[str, Any]
@@ -120,6 +122,13 @@ class ExtractContext:
 Extractor = Callable[[ExtractContext], Iterable[Records]]
 
 
+def output_name(column: Column, pii_mode: PiiMode = "hmac") -> str:
+    """``email`` becomes ``email_hmac`` unless the deployment opted into plain values."""
+    if column.pii and pii_mode == "hmac":
+        return f"{column.name}_hmac"
+    return column.name
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset: ``<vendor>/<name>``, partitioned by ``dt`` (the run's logical date).
@@ -144,6 +153,9 @@ class DatasetSpec:
     shrink_limit: float | None = 0.5
     # Top-level fields the vendor sends that are dropped on purpose (personal data, noise): not
     # reported as schema drift.
+    # How to read it, for the README and the DAG docs (Markdown): what a row is, what the
+    # partition holds, the vendor's quirks a reader must know. Columns are listed from ``columns``.
+    notes: str = ""
     ignore_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -155,9 +155,12 @@ class OAuth2ClientCredentials:
             response = client.request("POST", self.token_url, params=grant, auth=auth)
             endpoint = client.describe("POST", self.token_url, grant)
         body = decode_json(response, client.vendor, endpoint)
-        token, lifetime = oauth2_token(body, vendor=client.vendor, endpoint=endpoint,
-                                       default_lifetime=self.default_lifetime)
-        log.info("%s: new access token%s, valid %.0f s", client.vendor, f" ({self.label})" if self.label else "", lifetime)
+        token, lifetime = oauth2_token(
+            body, vendor=client.vendor, endpoint=endpoint, default_lifetime=self.default_lifetime
+        )
+        log.info(
+            "%s: new access token%s, valid %.0f s", client.vendor, f" ({self.label})" if self.label else "", lifetime
+        )
         return token, lifetime
 
     def __repr__(self) -> str:
@@ -201,7 +204,9 @@ class JWTLogin:
         from vendorflow.errors import VendorResponseError
         from vendorflow.http.client import decode_json
 
-        response = client.request("POST", self.path, base_url=self.base_url, auth=requests.auth.HTTPBasicAuth(*self.basic))
+        response = client.request(
+            "POST", self.path, base_url=self.base_url, auth=requests.auth.HTTPBasicAuth(*self.basic)
+        )
         endpoint = client.describe("POST", self.path)
         body = decode_json(response, client.vendor, endpoint)
         payload = body.get("payload") if isinstance(body, dict) else None

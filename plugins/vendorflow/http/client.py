@@ -19,11 +19,11 @@ import tenacity
 
 from vendorflow import __version__
 from vendorflow.errors import VendorAPIError, VendorResponseError
+from vendorflow.http.auth import RefreshableAuth
 from vendorflow.http.deadline import DeadlineAdapter, deadline
 from vendorflow.http.ratelimit import RateLimiter
 from vendorflow.http.redact import install_log_redaction, redact_params, redact_text
 from vendorflow.http.retry import RetryableError, RetryPolicy, parse_retry_after
-from vendorflow.http.auth import RefreshableAuth
 from vendorflow.http.tokens import mask
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,10 @@ def _json_problem(raw: bytes, error: ValueError) -> str:
     text = raw.decode("utf-8", "replace").rstrip()
     position = getattr(error, "pos", None)
     message = getattr(error, "msg", str(error))
-    cut_short = isinstance(error, UnicodeDecodeError) or message.startswith("Unterminated string") or (
-        position is not None and position >= len(text) - 1
+    cut_short = (
+        isinstance(error, UnicodeDecodeError)
+        or message.startswith("Unterminated string")
+        or (position is not None and position >= len(text) - 1)
     )
     kind = "truncated" if cut_short else "malformed"
     where = f" at character {position}" if position is not None else ""
@@ -198,7 +200,12 @@ class VendorClient:
             wait = state.next_action.sleep if state.next_action else 0
             log.warning(
                 "%s %s: %s; retry %d of %d in %.1f s",
-                self.vendor, endpoint, error, state.attempt_number, policy.attempts - 1, wait,
+                self.vendor,
+                endpoint,
+                error,
+                state.attempt_number,
+                policy.attempts - 1,
+                wait,
             )
 
         try:

@@ -161,12 +161,17 @@ class PageNumberPaginator(Paginator):
         # An announcement stands until the vendor makes another: a later page without the
         # header does not take back the count the first page gave.
         if self.total_pages_header:
-            self.total_pages = _announced(headers.get(self.total_pages_header), self.total_pages_header, self.total_pages)
+            self.total_pages = _announced(
+                headers.get(self.total_pages_header), self.total_pages_header, self.total_pages
+            )
         if self.total_records_key and isinstance(body, Mapping):
-            self.total_records = _announced(body.get(self.total_records_key), self.total_records_key, self.total_records)
+            self.total_records = _announced(
+                body.get(self.total_records_key), self.total_records_key, self.total_records
+            )
         if self.total_records_header:
-            self.total_records = _announced(headers.get(self.total_records_header), self.total_records_header,
-                                            self.total_records)
+            self.total_records = _announced(
+                headers.get(self.total_records_header), self.total_records_header, self.total_records
+            )
         if self.one_page_without_count and self.total_pages is None:
             self.has_next_page = False
         else:
@@ -217,7 +222,8 @@ class OffsetPaginator(Paginator):
             self.has_next_page = self.end_signal(self.skip, records)
         except PaginationError:
             raise PaginationError(
-                f"page {self.page_number} is empty after {self.skip} of the {self.total_records} records the vendor announced"
+                f"page {self.page_number} is empty after {self.skip} of the {self.total_records} records the vendor "
+                "announced"
             ) from None
         if self.page_number >= self.max_pages:
             self.has_next_page = False
@@ -232,15 +238,15 @@ def records_at(body: Any, key: str | None = None, *, vendor: str, endpoint: str)
     value = body
     if key is not None:
         if not isinstance(body, Mapping) or key not in body:
-            raise VendorResponseError(vendor, endpoint, f"expected an object with a {key!r} list, got {type(body).__name__}")
+            raise VendorResponseError(
+                vendor, endpoint, f"expected an object with a {key!r} list, got {type(body).__name__}"
+            )
         value = body[key]
     if not isinstance(value, list):
         raise VendorResponseError(vendor, endpoint, f"expected a JSON array of records, got {type(value).__name__}")
     for index, record in enumerate(value):
         if not isinstance(record, Mapping):
-            raise VendorResponseError(
-                vendor, endpoint, f"record {index} is a {type(record).__name__}, not an object"
-            )
+            raise VendorResponseError(vendor, endpoint, f"record {index} is a {type(record).__name__}, not an object")
     return value
 
 
@@ -268,8 +274,13 @@ def walk_pages(
     first = fetch(dict(query))
     yield _checked(paginator, first, vendor)
     if paginator.has_next_page and paginator.size and len(first.records) < paginator.size:
-        log.info("%s %s: asked for %d records per page, got %d: reading on to the vendor's end signal",
-                 vendor, first.endpoint, paginator.size, len(first.records))
+        log.info(
+            "%s %s: asked for %d records per page, got %d: reading on to the vendor's end signal",
+            vendor,
+            first.endpoint,
+            paginator.size,
+            len(first.records),
+        )
     if not paginator.has_next_page:
         return
     if concurrency > 1 and paginator.prefetch:
@@ -297,12 +308,22 @@ def _checked(paginator: Paginator, page: Page, vendor: str) -> Records:
         paginator.update_state(page.response, page.body, page.records)
     except PaginationError as exc:
         raise VendorResponseError(vendor, page.endpoint, str(exc)) from None
-    return Records(page.records, page.endpoint, number=paginator.page_number,
-                   total_pages=paginator.total_pages, total_records=paginator.total_records)
+    return Records(
+        page.records,
+        page.endpoint,
+        number=paginator.page_number,
+        total_pages=paginator.total_pages,
+        total_records=paginator.total_records,
+    )
 
 
 def json_pages(
-    client: VendorClient, path: str, *, records_key: str | None = None, method: str = "GET", form: bool = False,
+    client: VendorClient,
+    path: str,
+    *,
+    records_key: str | None = None,
+    method: str = "GET",
+    form: bool = False,
 ) -> Fetch:
     """How one page of a JSON listing is fetched: query parameters (or, with ``form``, a form body
     sent with ``method``: Footprints' ``POST /api/loyaltyCode/list`` pages by a form field)."""

@@ -38,7 +38,10 @@ def joined(pages: Iterable[Records]) -> Records:
     """The pages of a listing as one list (for small listings; extractors stream the pages), with the
     first page's source and the last page's totals."""
     pages = list(pages)
-    every = Records((r for p in pages for r in p), pages[0].source if pages else "",
-                    total_pages=pages[-1].total_pages if pages else None,
-                    total_records=pages[-1].total_records if pages else None)
+    every = Records(
+        (r for p in pages for r in p),
+        pages[0].source if pages else "",
+        total_pages=pages[-1].total_pages if pages else None,
+        total_records=pages[-1].total_records if pages else None,
+    )
     return every

@@ -35,7 +35,7 @@ SECRET_KEYS: frozenset[str] = frozenset(
 MASK = "***"
 
 _QUERY_SECRET = re.compile(
-    r"(?i)(?P<key>(?:%s))=(?P<value>[^&\s\"'#]+)" % "|".join(re.escape(k) for k in sorted(SECRET_KEYS))
+    r"(?i)(?P<key>(?:" + "|".join(re.escape(k) for k in sorted(SECRET_KEYS)) + r"))=(?P<value>[^&\s\"'#]+)"
 )
 
 

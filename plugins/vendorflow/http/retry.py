@@ -1,4 +1,4 @@
-"""The one retry policy of SPEC section 4.
+"""The one retry policy of every vendor call.
 
 429, 5xx, dropped connections and timeouts are retried with bounded
 exponential backoff (full jitter) that yields to the vendor's ``Retry-After``;

@@ -48,8 +48,8 @@ class DatasetOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow import datasets
         from vendorflow.errors import ConfigError
-        from vendorflow.vendors import get_hook
         from vendorflow.pipeline.run import run_dataset
+        from vendorflow.vendors import get_hook
 
         spec = datasets.get(self.dataset)
         try:

@@ -31,7 +31,11 @@ def parse_dates(explicit: Any) -> list[date] | None:
         return None
     if explicit in (None, "", []):
         return None
-    values = explicit if isinstance(explicit, (list, tuple)) else [v.strip(" '\"") for v in str(explicit).strip("[] ").split(",")]
+    values = (
+        explicit
+        if isinstance(explicit, (list, tuple))
+        else [v.strip(" '\"") for v in str(explicit).strip("[] ").split(",")]
+    )
     try:
         return sorted({date.fromisoformat(str(v).strip()[:10]) for v in values})
     except ValueError:
@@ -66,8 +70,13 @@ def run_key(context: Mapping[str, Any]) -> str:
 
 
 def republish(
-    dataset: str, days: Iterable[date], hook: Any, context: Mapping[str, Any], logger: logging.Logger,
-    *, tolerate_errors: bool = False,
+    dataset: str,
+    days: Iterable[date],
+    hook: Any,
+    context: Mapping[str, Any],
+    logger: logging.Logger,
+    *,
+    tolerate_errors: bool = False,
 ) -> list[dict[str, Any]]:
     """Rebuild the partitions of ``days`` of a dataset that is a view of a ledger (its rows changed), and
     put them on the dataset's asset event.
@@ -87,16 +96,26 @@ def republish(
     results = []
     for day in days:
         try:
-            result = run_dataset(spec, hook=hook, dt=day, run_id=str(context.get("run_id")),
-                                 try_number=getattr(ti, "try_number", None), logger=logger)
+            result = run_dataset(
+                spec,
+                hook=hook,
+                dt=day,
+                run_id=str(context.get("run_id")),
+                try_number=getattr(ti, "try_number", None),
+                logger=logger,
+            )
         except Exception:
             if not tolerate_errors:
                 raise
-            logger.exception("Publishing %s dt=%s failed; the ledger is intact and the next run republishes it", dataset, day)
+            logger.exception(
+                "Publishing %s dt=%s failed; the ledger is intact and the next run republishes it", dataset, day
+            )
             continue
         results.append(result.as_dict())
     if results:
         context["outlet_events"][asset(dataset)].extra = {
-            "partitions": results, "dt": results[-1]["dt"], "rows": sum(r["rows"] for r in results),
+            "partitions": results,
+            "dt": results[-1]["dt"],
+            "rows": sum(r["rows"] for r in results),
         }
     return results

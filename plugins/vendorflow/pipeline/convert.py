@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from vendorflow.datasets.spec import Column, DatasetSpec
+from vendorflow.datasets.spec import Column, DatasetSpec, output_name
 from vendorflow.pii import pseudonymise
-from vendorflow.pipeline.schema import ARROW_TYPES, EXTRACTED_AT, output_name
+from vendorflow.pipeline.schema import ARROW_TYPES, EXTRACTED_AT
 from vendorflow.settings import PiiMode
 
 _MISSING = object()

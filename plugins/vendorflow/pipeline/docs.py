@@ -105,9 +105,9 @@ def _site_lock(gx_root: Path) -> Iterator[None]:
 def _page(title: str, depth: int, body: str) -> str:
     up = "../" * depth
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_escape(title)} · vendorflow Data Docs</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{_escape(title)}</h1><nav><a href=\"{up}index.html\">All datasets</a></nav></header>"
+        f'<header><h1>{_escape(title)}</h1><nav><a href="{up}index.html">All datasets</a></nav></header>'
         f"<main>{body}</main></body></html>\n"
     )
 
@@ -174,9 +174,13 @@ def _read(folder: Path) -> list[Validation]:
 
 def _summary(document: Mapping[str, Any]) -> Validation:
     return Validation(
-        dataset=str(document["dataset"]), dt=str(document["dt"]), run=str(document["run"]),
-        validated_at=str(document.get("validated_at") or ""), success=bool(document.get("success")),
-        evaluated=int(document.get("evaluated") or 0), failures=list(document.get("failures") or []),
+        dataset=str(document["dataset"]),
+        dt=str(document["dt"]),
+        run=str(document["run"]),
+        validated_at=str(document.get("validated_at") or ""),
+        success=bool(document.get("success")),
+        evaluated=int(document.get("evaluated") or 0),
+        failures=list(document.get("failures") or []),
     )
 
 
@@ -223,11 +227,11 @@ def _index_page(gx_root: Path) -> str:
             continue
         name = site_name(dataset)
         rows.append(
-            f"<tr><td><a href=\"datasets/{name}.html\">{_escape(dataset)}</a></td>"
-            f"<td><a href=\"suites/{name}.html\">suite</a></td>"
-            f"<td><a href=\"{newest.page}\">dt={_escape(newest.dt)}</a></td>"
+            f'<tr><td><a href="datasets/{name}.html">{_escape(dataset)}</a></td>'
+            f'<td><a href="suites/{name}.html">suite</a></td>'
+            f'<td><a href="{newest.page}">dt={_escape(newest.dt)}</a></td>'
             f"<td>{_status(newest.success)}</td><td>{newest.evaluated - len(newest.failures)}/{newest.evaluated}</td>"
-            f"<td class=\"muted\">{_escape(newest.validated_at)}</td></tr>"
+            f'<td class="muted">{_escape(newest.validated_at)}</td></tr>'
         )
     body = (
         "<p>Every dataset's expectation suite and its most recent validation. A failed validation "
@@ -241,16 +245,16 @@ def _index_page(gx_root: Path) -> str:
 def _dataset_page(dataset: str, found: list[Validation]) -> str:
     name = site_name(dataset)
     rows = "".join(
-        f"<tr><td><a href=\"../{v.page}\">dt={_escape(v.dt)}</a></td><td>{_status(v.success)}</td>"
+        f'<tr><td><a href="../{v.page}">dt={_escape(v.dt)}</a></td><td>{_status(v.success)}</td>'
         f"<td>{v.evaluated - len(v.failures)}/{v.evaluated}</td><td><code>{_escape(v.run)}</code></td>"
-        f"<td class=\"muted\">{_escape(v.validated_at)}</td></tr>"
+        f'<td class="muted">{_escape(v.validated_at)}</td></tr>'
         for v in found
     )
     body = (
         f"<p>Data asset <b>{_escape(dataset)}</b>: {len(found)} validation(s). "
-        f"<a href=\"../suites/{name}.html\">Its expectation suite</a>.</p>"
-        "<table><tr><th>Batch</th><th>Result</th><th>Expectations passed</th><th>Run</th><th>Validated at (UTC)</th></tr>"
-        + rows + "</table>"
+        f'<a href="../suites/{name}.html">Its expectation suite</a>.</p>'
+        "<table><tr><th>Batch</th><th>Result</th><th>Expectations passed</th><th>Run</th><th>Validated at "
+        "(UTC)</th></tr>" + rows + "</table>"
     )
     return _page(f"{dataset}: validations", 1, body)
 
@@ -267,7 +271,7 @@ def _suite_page(dataset: str, suite: list[Mapping[str, Any]], newest: Validation
     )
     body = (
         f"<p>The expectations every batch of data asset <b>{_escape(dataset)}</b> must meet, built from its "
-        f"declaration, as run last on <a href=\"../{newest.page}\">dt={_escape(newest.dt)}</a>. "
+        f'declaration, as run last on <a href="../{newest.page}">dt={_escape(newest.dt)}</a>. '
         f"<code>$PARAMETER</code> values are set per run (shown on each validation page).</p>"
         "<table><tr><th>#</th><th>Expectation</th><th>Arguments</th></tr>" + rows + "</table>"
     )
@@ -314,17 +318,22 @@ def _validation_page(validation: Validation, document: Mapping[str, Any]) -> str
     chunked = (document.get("result") or {}).get("chunked")
     note = ""
     if chunked:
-        note = (f"<p class=\"muted\">Validated in {len(chunked.get('parts') or [])} chunk(s) of {chunked.get('chunk_rows'):,} rows; "
-                "only failing row-wise expectations and the whole-table checks are listed.</p>")
+        note = (
+            f'<p class="muted">Validated in {len(chunked.get("parts") or [])} chunk(s) of '
+            f"{chunked.get('chunk_rows'):,} rows; "
+            "only failing row-wise expectations and the whole-table checks are listed.</p>"
+        )
     parameters = json.dumps(document.get("parameters") or {}, indent=1, default=str)
     body = (
-        f"<table><tr><th>Data asset</th><td><a href=\"{up}datasets/{name}.html\">{_escape(validation.dataset)}</a></td></tr>"
+        "<table><tr><th>Data asset</th><td><a "
+        f'href="{up}datasets/{name}.html">{_escape(validation.dataset)}</a></td></tr>'
         f"<tr><th>Batch</th><td>dt={_escape(validation.dt)}</td></tr>"
         f"<tr><th>Run</th><td><code>{_escape(validation.run)}</code></td></tr>"
         f"<tr><th>Validated at (UTC)</th><td>{_escape(validation.validated_at)}</td></tr>"
         f"<tr><th>Result</th><td>{_status(validation.success)}: "
         f"{validation.evaluated - len(validation.failures)} of {validation.evaluated} expectations passed</td></tr>"
-        f"<tr><th>Suite</th><td><a href=\"{up}suites/{name}.html\">{_escape(validation.dataset)} suite</a></td></tr></table>"
+        f'<tr><th>Suite</th><td><a href="{up}suites/{name}.html">{_escape(validation.dataset)} '
+        "suite</a></td></tr></table>"
         f"{note}<h2>Expectations</h2><table><tr><th>Result</th><th>Expectation</th><th>Arguments</th><th>Found</th></tr>"
         f"{rows}</table><h2>Run parameters</h2><pre>{_escape(parameters)}</pre>"
     )

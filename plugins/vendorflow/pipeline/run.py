@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
-
+from typing import Any
 
 from vendorflow import settings
 from vendorflow.datasets.spec import DatasetSpec, ExtractContext
@@ -104,7 +103,9 @@ def run_dataset(
     try:
         staged = lake.staging_file(spec.key_name, dt, token)
     except OSError as exc:
-        raise storage_error(spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder") from None
+        raise storage_error(
+            spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder"
+        ) from None
     progress = Progress(spec.key_name, log=logger, every=progress_every)
     ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger)
     requests_before = _requests_sent(hook) or 0
@@ -112,7 +113,9 @@ def run_dataset(
 
     logger.info("%s dt=%s: extracting (%s)", spec.key_name, dt, "snapshot" if spec.snapshot else "records of the day")
     try:
-        stream = ParquetStream(staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {}))
+        stream = ParquetStream(
+            staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {})
+        )
     except OSError as exc:
         raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
     try:
@@ -142,9 +145,21 @@ def run_dataset(
     try:
         with lake.partition_lock(spec.key_name, dt):
             return _validate_and_publish(
-                spec, lake=lake, hook=hook, dt=dt, run_id=run_id, token=token, staged=staged,
-                stream_rows=stream.rows, ctx=ctx, schema_names=schema.names, drift=drift, started=started,
-                requests_before=requests_before, accept_shrink=accept_shrink, logger=logger,
+                spec,
+                lake=lake,
+                hook=hook,
+                dt=dt,
+                run_id=run_id,
+                token=token,
+                staged=staged,
+                stream_rows=stream.rows,
+                ctx=ctx,
+                schema_names=schema.names,
+                drift=drift,
+                started=started,
+                requests_before=requests_before,
+                accept_shrink=accept_shrink,
+                logger=logger,
             )
     except OSError as exc:
         if isinstance(exc, StorageError):
@@ -156,9 +171,22 @@ def run_dataset(
 
 
 def _validate_and_publish(
-    spec: DatasetSpec, *, lake: Lake, hook: Any, dt: date, run_id: str, token: str, staged: Path,
-    stream_rows: int, ctx: ExtractContext, schema_names: list[str], drift: dict[str, Any], started: float,
-    requests_before: int, accept_shrink: bool, logger: logging.Logger,
+    spec: DatasetSpec,
+    *,
+    lake: Lake,
+    hook: Any,
+    dt: date,
+    run_id: str,
+    token: str,
+    staged: Path,
+    stream_rows: int,
+    ctx: ExtractContext,
+    schema_names: list[str],
+    drift: dict[str, Any],
+    started: float,
+    requests_before: int,
+    accept_shrink: bool,
+    logger: logging.Logger,
 ) -> DatasetResult:
     """Under the partition's lock: compare with what is published, validate, then publish or quarantine."""
     previous = lake.read_manifest(spec.key_name, dt)
@@ -173,9 +201,7 @@ def _validate_and_publish(
         **ctx.facts,
     }
     # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
-    outcome = validate_parquet(
-        spec, staged, facts=facts, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake)
-    )
+    outcome = validate_parquet(spec, staged, facts=facts, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake))
     seconds = time.monotonic() - started
     requests = (_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None
 
@@ -186,7 +212,8 @@ def _validate_and_publish(
         if stream_rows < min_rows:
             shrunk = (
                 f"\nThe published partition holds {previous_rows:,} rows (run {previous.get('run_id')}); "
-                f"this run got {stream_rows:,}, below the {spec.shrink_limit:.0%} it may shrink to. If the vendor really "
+                f"this run got {stream_rows:,}, below the {spec.shrink_limit:.0%} it may shrink to. If the vendor "
+                "really "
                 f"holds fewer now, trigger the DAG again with the param accept_shrink=true."
             )
         raise ValidationFailed(

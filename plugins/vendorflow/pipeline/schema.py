@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from vendorflow.datasets.spec import Column, DatasetSpec
+from vendorflow.datasets.spec import DatasetSpec, output_name
 from vendorflow.settings import PiiMode
 
 EXTRACTED_AT = "_extracted_at"
@@ -21,17 +21,8 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def output_name(column: Column, pii_mode: PiiMode) -> str:
-    """``email`` becomes ``email_hmac`` unless the deployment opted into plain values."""
-    if column.pii and pii_mode == "hmac":
-        return f"{column.name}_hmac"
-    return column.name
-
-
 def arrow_schema(spec: DatasetSpec, pii_mode: PiiMode = "hmac") -> pa.Schema:
-    fields = [
-        pa.field(output_name(c, pii_mode), ARROW_TYPES[c.type], nullable=c.nullable) for c in spec.columns
-    ]
+    fields = [pa.field(output_name(c, pii_mode), ARROW_TYPES[c.type], nullable=c.nullable) for c in spec.columns]
     fields.append(pa.field(EXTRACTED_AT, ARROW_TYPES["timestamp"], nullable=False))
     metadata = {"vendorflow.dataset": spec.key_name, "vendorflow.description": spec.description}
     return pa.schema(fields, metadata=metadata)

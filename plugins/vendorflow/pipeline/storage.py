@@ -241,7 +241,11 @@ class Lake:
         died); returns how many were removed."""
         max_age = staging_max_age_seconds() if max_age is None else max_age
         now = time.time() if now is None else now
-        folder = Path(self.join("_staging", key)) if self.is_local else Path(tempfile.gettempdir()) / "vendorflow-staging" / key
+        folder = (
+            Path(self.join("_staging", key))
+            if self.is_local
+            else Path(tempfile.gettempdir()) / "vendorflow-staging" / key
+        )
         removed = 0
         for path in folder.glob("dt=*/*.parquet"):
             with contextlib.suppress(FileNotFoundError):

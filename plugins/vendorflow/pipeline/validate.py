@@ -129,23 +129,45 @@ def validate_table(
     described = result.to_json_dict()
     failures = [describe_failure(r) for r in described.get("results", []) if not r.get("success")]
     return _documented(
-        spec, gx_root, run_name=run_name, batch_name=batch_name, facts=facts, expectations=suite.expectations,
-        outcome=ValidationOutcome(success=bool(result.success), evaluated=len(described.get("results", [])),
-                                  failures=failures, result=described),
+        spec,
+        gx_root,
+        run_name=run_name,
+        batch_name=batch_name,
+        facts=facts,
+        expectations=suite.expectations,
+        outcome=ValidationOutcome(
+            success=bool(result.success),
+            evaluated=len(described.get("results", [])),
+            failures=failures,
+            result=described,
+        ),
     )
 
 
 def _documented(
-    spec: DatasetSpec, gx_root: Path, *, run_name: str, batch_name: str, facts: dict[str, Any],
-    expectations: list[Any], outcome: ValidationOutcome,
+    spec: DatasetSpec,
+    gx_root: Path,
+    *,
+    run_name: str,
+    batch_name: str,
+    facts: dict[str, Any],
+    expectations: list[Any],
+    outcome: ValidationOutcome,
 ) -> ValidationOutcome:
     """Store the outcome and render its Data Docs page (``outcome.docs_url`` points at it)."""
     from vendorflow.pipeline import docs
 
     page = docs.record(
-        gx_root, dataset=spec.key_name, dt=str(facts.get("dt") or batch_name.removeprefix("dt=")), run=run_name,
-        result=outcome.result, suite=[e.configuration.to_json_dict() for e in expectations], success=outcome.success,
-        evaluated=outcome.evaluated, failures=outcome.failures, facts=facts,
+        gx_root,
+        dataset=spec.key_name,
+        dt=str(facts.get("dt") or batch_name.removeprefix("dt=")),
+        run=run_name,
+        result=outcome.result,
+        suite=[e.configuration.to_json_dict() for e in expectations],
+        success=outcome.success,
+        evaluated=outcome.evaluated,
+        failures=outcome.failures,
+        facts=facts,
     )
     outcome.docs_url = page.as_uri()
     return outcome
@@ -156,19 +178,35 @@ def _documented(
 # Rows above which a staged file is validated chunk by chunk (``VENDORFLOW_VALIDATION_CHUNK_ROWS``).
 CHUNK_ROWS = int(os.environ.get("VENDORFLOW_VALIDATION_CHUNK_ROWS", "20000"))
 # Expectations whose verdict on a table is the conjunction of their verdicts on its parts.
-_ROW_WISE = frozenset({
-    "ExpectTableColumnsToMatchOrderedList", "ExpectTableColumnsToMatchSet", "ExpectColumnToExist",
-    "ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull", "ExpectColumnValuesToBeBetween",
-    "ExpectColumnValuesToBeInSet", "ExpectColumnValuesToNotBeInSet", "ExpectColumnValuesToMatchRegex",
-    "ExpectColumnValuesToNotMatchRegex", "ExpectColumnValuesToBeOfType", "ExpectColumnValuesToBeInTypeList",
-    "ExpectColumnValueLengthsToBeBetween", "ExpectColumnValueLengthsToEqual", "ExpectColumnPairValuesAToBeGreaterThanB",
-    "ExpectColumnPairValuesToBeEqual",
-})
+_ROW_WISE = frozenset(
+    {
+        "ExpectTableColumnsToMatchOrderedList",
+        "ExpectTableColumnsToMatchSet",
+        "ExpectColumnToExist",
+        "ExpectColumnValuesToNotBeNull",
+        "ExpectColumnValuesToBeNull",
+        "ExpectColumnValuesToBeBetween",
+        "ExpectColumnValuesToBeInSet",
+        "ExpectColumnValuesToNotBeInSet",
+        "ExpectColumnValuesToMatchRegex",
+        "ExpectColumnValuesToNotMatchRegex",
+        "ExpectColumnValuesToBeOfType",
+        "ExpectColumnValuesToBeInTypeList",
+        "ExpectColumnValueLengthsToBeBetween",
+        "ExpectColumnValueLengthsToEqual",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        "ExpectColumnPairValuesToBeEqual",
+    }
+)
 # Expectations about the whole table that are checked here, over only the columns they need.
-_WHOLE_TABLE = frozenset({
-    "ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique", "ExpectTableRowCountToEqual",
-    "ExpectTableRowCountToBeBetween",
-})
+_WHOLE_TABLE = frozenset(
+    {
+        "ExpectColumnValuesToBeUnique",
+        "ExpectCompoundColumnsToBeUnique",
+        "ExpectTableRowCountToEqual",
+        "ExpectTableRowCountToBeBetween",
+    }
+)
 
 
 def _chunkable(expectations: list[Any]) -> bool:
@@ -207,8 +245,17 @@ def validate_parquet(
     if rows <= chunk_rows or not _chunkable(suite_expectations(spec, names)):
         table = pq.read_table(path)
         return validate_table(spec, table, facts=facts, batch_name=batch_name, run_name=run_name, gx_root=gx_root)
-    return _validate_in_chunks(spec, path, names, rows, facts=facts, batch_name=batch_name, run_name=run_name,
-                               gx_root=gx_root, chunk_rows=chunk_rows)
+    return _validate_in_chunks(
+        spec,
+        path,
+        names,
+        rows,
+        facts=facts,
+        batch_name=batch_name,
+        run_name=run_name,
+        gx_root=gx_root,
+        chunk_rows=chunk_rows,
+    )
 
 
 def _resolve(value: Any, facts: dict[str, Any]) -> Any:
@@ -230,11 +277,15 @@ def _whole_table_result(expectation: Any, path: Path, rows: int, facts: dict[str
             success = rows == kwargs["value"]
         else:
             success = (kwargs.get("min_value") is None or rows >= kwargs["min_value"]) and (
-                kwargs.get("max_value") is None or rows <= kwargs["max_value"])
+                kwargs.get("max_value") is None or rows <= kwargs["max_value"]
+            )
         return {"success": success, "expectation_config": config, "result": {"observed_value": rows}}
     columns = [kwargs["column"]] if name == "ExpectColumnValuesToBeUnique" else list(kwargs["column_list"])
     keys = pq.read_table(path, columns=columns)
-    if name == "ExpectColumnValuesToBeUnique" or kwargs.get("ignore_row_if", "all_values_are_missing") == "all_values_are_missing":
+    if (
+        name == "ExpectColumnValuesToBeUnique"
+        or kwargs.get("ignore_row_if", "all_values_are_missing") == "all_values_are_missing"
+    ):
         present = None
         for column in columns:
             valid = pc.is_valid(keys[column])
@@ -245,13 +296,24 @@ def _whole_table_result(expectation: Any, path: Path, rows: int, facts: dict[str
     unexpected = int(pc.sum(repeated["count_all"]).as_py() or 0)
     sample = repeated.slice(0, 20).select(columns).to_pylist()
     sample = [s[columns[0]] for s in sample] if len(columns) == 1 else sample
-    return {"success": unexpected == 0, "expectation_config": config,
-            "result": {"unexpected_count": unexpected, "partial_unexpected_list": sample}}
+    return {
+        "success": unexpected == 0,
+        "expectation_config": config,
+        "result": {"unexpected_count": unexpected, "partial_unexpected_list": sample},
+    }
 
 
 def _validate_in_chunks(
-    spec: DatasetSpec, path: Path, names: list[str], rows: int, *, facts: dict[str, Any], batch_name: str,
-    run_name: str, gx_root: Path, chunk_rows: int,
+    spec: DatasetSpec,
+    path: Path,
+    names: list[str],
+    rows: int,
+    *,
+    facts: dict[str, Any],
+    batch_name: str,
+    run_name: str,
+    gx_root: Path,
+    chunk_rows: int,
 ) -> ValidationOutcome:
     import great_expectations as gx
     import pyarrow.parquet as pq
@@ -265,18 +327,26 @@ def _validate_in_chunks(
     asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
     batch = asset.add_batch_definition_whole_dataframe(batch_name)
     suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=row_wise))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=name, validation_definitions=[definition],
-        result_format="SUMMARY",
-    ))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            result_format="SUMMARY",
+        )
+    )
     chunks: list[dict[str, Any]] = []
     merged: dict[str, dict[str, Any]] = {}  # failing expectation -> its merged result
     for number, record_batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows), start=1):
         frame = pa.Table.from_batches([record_batch]).to_pandas()
         try:
-            run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=facts,
-                                 run_id=RunIdentifier(run_name=f"{run_name}-part{number}"))
+            run = checkpoint.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=facts,
+                run_id=RunIdentifier(run_name=f"{run_name}-part{number}"),
+            )
         except Exception as exc:
             raise RuntimeError(f"{spec.key_name}: Great Expectations could not run the suite: {exc}") from exc
         del frame
@@ -287,24 +357,40 @@ def _validate_in_chunks(
                 continue
             config = result.get("expectation_config") or {}
             key = repr((config.get("type"), sorted((config.get("kwargs") or {}).items(), key=lambda kv: kv[0])))
-            into = merged.setdefault(key, {"success": False, "expectation_config": config, "result": {},
-                                           "exception_info": result.get("exception_info")})
+            into = merged.setdefault(
+                key,
+                {
+                    "success": False,
+                    "expectation_config": config,
+                    "result": {},
+                    "exception_info": result.get("exception_info"),
+                },
+            )
             detail, total = result.get("result") or {}, into["result"]
             if detail.get("unexpected_count") is not None:
                 total["unexpected_count"] = total.get("unexpected_count", 0) + detail["unexpected_count"]
-                total["partial_unexpected_list"] = (total.get("partial_unexpected_list", []) +
-                                                    list(detail.get("partial_unexpected_list") or []))[:20]
+                total["partial_unexpected_list"] = (
+                    total.get("partial_unexpected_list", []) + list(detail.get("partial_unexpected_list") or [])
+                )[:20]
             elif "observed_value" in detail:
                 total.setdefault("observed_value", detail["observed_value"])
     whole_results = [_whole_table_result(e, path, rows, facts) for e in whole]
     failing = list(merged.values()) + [r for r in whole_results if not r["success"]]
     return _documented(
-        spec, gx_root, run_name=run_name, batch_name=batch_name, facts=facts, expectations=expectations,
+        spec,
+        gx_root,
+        run_name=run_name,
+        batch_name=batch_name,
+        facts=facts,
+        expectations=expectations,
         outcome=ValidationOutcome(
             success=not failing,
             evaluated=len(row_wise) + len(whole),
             failures=[describe_failure(r) for r in failing],
-            result={"chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
-                    "results": failing + [r for r in whole_results if r["success"]], "success": not failing},
+            result={
+                "chunked": {"rows": rows, "chunk_rows": chunk_rows, "parts": chunks},
+                "results": failing + [r for r in whole_results if r["success"]],
+                "success": not failing,
+            },
         ),
     )

@@ -38,7 +38,8 @@ border-radius:3px;padding:0 5px;font-size:12px}.muted{color:#656d76}svg rect{fil
 
 ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2">'
-    '<rect x="3" y="12" width="4" height="8"/><rect x="10" y="7" width="4" height="13"/><rect x="17" y="3" width="4" height="17"/></svg>'
+    '<rect x="3" y="12" width="4" height="8"/><rect x="10" y="7" width="4" height="13"/><rect x="17" y="3" '
+    'width="4" height="17"/></svg>'
 )
 
 
@@ -81,10 +82,15 @@ def chart(rows_by_day: dict[str, int], today: date, days: int = 30) -> str:
             continue
         h = max(2, round(rows / peak * (height - 2)))
         cls = ' class="zero"' if rows == 0 else ""
-        bars.append(f'<rect x="{i * 6}" y="{height - h}" width="{bar}" height="{h}"{cls}><title>{day}: {rows:,} rows</title></rect>')
+        bars.append(
+            f'<rect x="{i * 6}" y="{height - h}" width="{bar}" height="{h}"{cls}><title>{day}: {rows:,} '
+            "rows</title></rect>"
+        )
     label = f"rows per day, last {days} days: {len(rows_by_day)} day(s) published"
-    return (f'<svg class="chart" role="img" aria-label="{label}" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}">{"".join(bars)}</svg>')
+    return (
+        f'<svg class="chart" role="img" aria-label="{label}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">{"".join(bars)}</svg>'
+    )
 
 
 def render(statuses: list[Any], found: Any, *, data_root: str, now: datetime) -> str:
@@ -96,44 +102,66 @@ def render(statuses: list[Any], found: Any, *, data_root: str, now: datetime) ->
             cls = "ok" if s.validation_passed else "fail"
             validation = f'<a class="{cls}" href="docs/{_escape(s.docs_page)}">{verdict}</a>'
             if s.validation:  # "11/11 expectations passed" of the newest partition
-                validation += f' <span class="muted" title="{_escape(s.validation)}">{_escape(s.validation.split()[0])}</span>'
+                validation += (
+                    f' <span class="muted" title="{_escape(s.validation)}">{_escape(s.validation.split()[0])}</span>'
+                )
         else:
             validation = '<span class="muted">not validated yet</span>'
         if s.newest is None:
             fresh = '<span class="late">no data</span>'
         else:
             age = {0: "today", 1: "1 day old"}.get(s.age_days or 0, f"{s.age_days} days old")
-            fresh = age + (f' <span class="late" title="expected dt={_escape(s.expected)}">late</span>' if s.late else "")
-        newest = (f'<span class="nowrap">dt={_escape(s.newest)}</span><br><span class="muted">{s.newest_rows:,} rows</span>'
-                  if s.newest and s.newest_rows is not None else "—")
-        quarantine = (f'<a class="fail" href="#quarantine-{_escape(s.dataset)}">{len(s.quarantined)}</a>'
-                      if s.quarantined else "0")
-        kind = " <span class=\"muted\">snapshot</span>" if s.snapshot else ""
+            fresh = age + (
+                f' <span class="late" title="expected dt={_escape(s.expected)}">late</span>' if s.late else ""
+            )
+        newest = (
+            f'<span class="nowrap">dt={_escape(s.newest)}</span><br><span class="muted">{s.newest_rows:,} rows</span>'
+            if s.newest and s.newest_rows is not None
+            else "—"
+        )
+        quarantine = (
+            f'<a class="fail" href="#quarantine-{_escape(s.dataset)}">{len(s.quarantined)}</a>'
+            if s.quarantined
+            else "0"
+        )
+        kind = ' <span class="muted">snapshot</span>' if s.snapshot else ""
         rows.append(
             f'<tr data-dataset="{_escape(s.dataset)}"><td><b>{_escape(s.dataset)}</b>{kind}<br>'
             f'<span class="muted">{_escape(s.description)}</span></td><td>{newest}</td>'
-            f"<td>{chart(s.rows_by_day, today)}</td><td>{validation}</td><td>{fresh}</td><td class=\"num\">{quarantine}</td></tr>"
+            f"<td>{chart(s.rows_by_day, today)}</td><td>{validation}</td><td>{fresh}</td><td "
+            f'class="num">{quarantine}</td></tr>'
         )
     quarantined = []
     for s in statuses:
         for q in s.quarantined:
             reasons = "".join(f"<li><code>{_escape(r)}</code></li>" for r in q.reasons)
-            quarantined.append(f'<tr id="quarantine-{_escape(s.dataset)}"><td>{_escape(s.dataset)}</td><td>dt={_escape(q.dt)}</td>'
-                               f"<td><code>{_escape(q.run)}</code><br><span class=\"muted\">{_escape(q.folder)}</span></td>"
-                               f"<td><ul>{reasons}</ul></td></tr>")
+            quarantined.append(
+                f'<tr id="quarantine-{_escape(s.dataset)}"><td>{_escape(s.dataset)}</td><td>dt={_escape(q.dt)}</td>'
+                f'<td><code>{_escape(q.run)}</code><br><span class="muted">{_escape(q.folder)}</span></td>'
+                f"<td><ul>{reasons}</ul></td></tr>"
+            )
     body = [
-        f"<main><h1>vendorflow</h1><p class=\"muted\">Data root <code>{_escape(data_root)}</code> · "
+        f'<main><h1>vendorflow</h1><p class="muted">Data root <code>{_escape(data_root)}</code> · '
         f"as of {now.isoformat(timespec='seconds')} · a dataset is late when it lacks a day that ended more than "
-        f"the grace period ago · <a href=\"docs/index.html\">all Data Docs</a> · <a href=\"status.json\">JSON</a></p>",
-        "<h2>Datasets</h2><table id=\"datasets\"><tr><th>Dataset</th><th>Newest partition</th><th>Rows per day (30 days)</th>"
+        f'the grace period ago · <a href="docs/index.html">all Data Docs</a> · <a href="status.json">JSON</a></p>',
+        '<h2>Datasets</h2><table id="datasets"><tr><th>Dataset</th><th>Newest partition</th><th>Rows per day (30 '
+        "days)</th>"
         "<th>Latest validation</th><th>Freshness</th><th>Quarantined</th></tr>" + "".join(rows) + "</table>",
-        "<h2>Quarantined batches</h2>" + ("<table><tr><th>Dataset</th><th>Day</th><th>Run and folder</th><th>Failed expectations</th></tr>"
-                                          + "".join(quarantined) + "</table>" if quarantined else "<p class=\"muted\">None.</p>"),
+        "<h2>Quarantined batches</h2>"
+        + (
+            "<table><tr><th>Dataset</th><th>Day</th><th>Run and folder</th><th>Failed expectations</th></tr>"
+            + "".join(quarantined)
+            + "</table>"
+            if quarantined
+            else '<p class="muted">None.</p>'
+        ),
         _actions(found),
         "</main>",
     ]
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vendorflow</title><style>{CSS}</style>"
-            f"</head><body>{''.join(body)}</body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vendorflow</title><style>{CSS}</style>'
+        f"</head><body>{''.join(body)}</body></html>"
+    )
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -149,15 +177,35 @@ def _actions(found: Any) -> str:
     parts.extend(f'<p class="muted">{_escape(n)}</p>' for n in found.notes)
     counts = ", ".join(f"{n:,} {status}" for status, n in found.optouts.items()) or "none yet"
     parts.append(f"<h3>Algonomy opt-outs</h3><p>Users: {_escape(counts)}.</p>")
-    parts.append(_table(["User", "Status", "Message", "Updated"],
-                        [[o["user"], o["status"], o["message"], o["updated_at"]] for o in found.optouts_open]))
+    parts.append(
+        _table(
+            ["User", "Status", "Message", "Updated"],
+            [[o["user"], o["status"], o["message"], o["updated_at"]] for o in found.optouts_open],
+        )
+    )
     parts.append("<h3>Allyy uploads</h3>")
-    parts.append(_table(["Upload", "Status", "Message", "Updated"],
-                        [[u["upload"], u["status"], u["message"], u["updated_at"]] for u in found.uploads]))
+    parts.append(
+        _table(
+            ["Upload", "Status", "Message", "Updated"],
+            [[u["upload"], u["status"], u["message"], u["updated_at"]] for u in found.uploads],
+        )
+    )
     parts.append("<h3>Recomendo training window</h3>")
-    parts.append(_table(["Account", "Last call", "Next call allowed", "Pending training due", "Trained on data until"],
-                        [[t["account"], t["last_call_at"] or "never", t["next_allowed_at"], t["pending_due_at"] or "—",
-                          t["trained_until"] or "—"] for t in found.training]))
+    parts.append(
+        _table(
+            ["Account", "Last call", "Next call allowed", "Pending training due", "Trained on data until"],
+            [
+                [
+                    t["account"],
+                    t["last_call_at"] or "never",
+                    t["next_allowed_at"],
+                    t["pending_due_at"] or "—",
+                    t["trained_until"] or "—",
+                ]
+                for t in found.training
+            ],
+        )
+    )
     return "".join(parts)
 
 
@@ -196,7 +244,9 @@ def create_app(*, authenticate: bool = True) -> FastAPI:
     def status_json() -> JSONResponse:
         data_root, statuses, found, now = gather()
         datasets = [{**asdict(s), "late": s.late, "age_days": s.age_days} for s in statuses]
-        return JSONResponse({"data_root": data_root, "as_of": now.isoformat(), "datasets": datasets, "actions": asdict(found)})
+        return JSONResponse(
+            {"data_root": data_root, "as_of": now.isoformat(), "datasets": datasets, "actions": asdict(found)}
+        )
 
     @app.get("/icon.svg")
     def icon() -> Response:

@@ -76,7 +76,9 @@ def expected_newest(now: datetime, grace_hours: float = GRACE_HOURS) -> str:
     return ((now - timedelta(hours=grace_hours)).date() - timedelta(days=1)).isoformat()
 
 
-def dataset_statuses(data_root: str, gx_root: Path, *, now: datetime | None = None, days: int = CHART_DAYS) -> list[DatasetStatus]:
+def dataset_statuses(
+    data_root: str, gx_root: Path, *, now: datetime | None = None, days: int = CHART_DAYS
+) -> list[DatasetStatus]:
     from vendorflow.pipeline import docs
     from vendorflow.pipeline.storage import Lake
 
@@ -85,13 +87,19 @@ def dataset_statuses(data_root: str, gx_root: Path, *, now: datetime | None = No
     first = (now.date() - timedelta(days=days - 1)).isoformat()
     statuses = []
     for spec in declared():
-        status = DatasetStatus(spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date())
+        status = DatasetStatus(
+            spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date()
+        )
         partitions = lake.partitions(spec.key_name)
         manifests = {dt: lake.read_manifest(spec.key_name, dt) for dt in partitions if dt >= first}
         status.rows_by_day = {dt: int(m.get("rows") or 0) for dt, m in manifests.items() if m is not None}
         if partitions:
             status.newest = partitions[-1]
-            manifest = manifests[status.newest] if status.newest in manifests else lake.read_manifest(spec.key_name, status.newest)
+            manifest = (
+                manifests[status.newest]
+                if status.newest in manifests
+                else lake.read_manifest(spec.key_name, status.newest)
+            )
             if manifest is not None:
                 status.newest_rows = int(manifest.get("rows") or 0)
                 status.validation = manifest.get("validation")
@@ -121,8 +129,14 @@ def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
                 with lake.fs.open(f"{run}/validation.json", "rb") as handle:
                     result = json.loads(handle.read())
                 reasons = [describe_failure(r) for r in result.get("results", []) if not r.get("success")]
-            found.append(Quarantined(day.rstrip("/").split("/")[-1].removeprefix("dt="), run.rstrip("/").split("/")[-1],
-                                     lake.url(run), reasons or ["(no validation result stored)"]))
+            found.append(
+                Quarantined(
+                    day.rstrip("/").split("/")[-1].removeprefix("dt="),
+                    run.rstrip("/").split("/")[-1],
+                    lake.url(run),
+                    reasons or ["(no validation result stored)"],
+                )
+            )
             if len(found) >= limit:
                 return found
     return found
@@ -137,7 +151,9 @@ def _ledger_exists() -> bool:
 
 
 def _iso(epoch: Any) -> str | None:
-    return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="seconds") if epoch is not None else None
+    return (
+        datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="seconds") if epoch is not None else None
+    )
 
 
 def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
@@ -145,11 +161,10 @@ def _newest(entries: Iterable[Any], limit: int) -> list[Any]:
 
 
 def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
+    from vendorflow.ledger import Ledger
     from vendorflow.vendors.algonomy.optouts import ACCEPTED, FAILED, LEDGER, REQUESTED
     from vendorflow.vendors.allyy.datasets import UPLOADS_LEDGER
     from vendorflow.vendors.recomendo import training as recomendo_training
-
-    from vendorflow.ledger import Ledger
 
     found = Actions()
     if not _ledger_exists():
@@ -158,20 +173,34 @@ def actions(*, limit: int = 20, training_interval: float = 1800.0) -> Actions:
     optouts = Ledger(LEDGER)
     found.optouts = {status: optouts.count(status) for status in (REQUESTED, ACCEPTED, FAILED)}
     for entry in _newest(optouts.with_status(REQUESTED, FAILED), limit):
-        found.optouts_open.append({"user": entry.key, "status": entry.status, "message": entry.data.get("message"),
-                                   "updated_at": entry.updated_at.isoformat(timespec="seconds")})
+        found.optouts_open.append(
+            {
+                "user": entry.key,
+                "status": entry.status,
+                "message": entry.data.get("message"),
+                "updated_at": entry.updated_at.isoformat(timespec="seconds"),
+            }
+        )
     for entry in _newest(Ledger(UPLOADS_LEDGER).entries(), limit):
-        found.uploads.append({"upload": entry.key, "status": entry.status,
-                              "message": entry.data.get("message"), "updated_at": entry.updated_at.isoformat(timespec="seconds")})
+        found.uploads.append(
+            {
+                "upload": entry.key,
+                "status": entry.status,
+                "message": entry.data.get("message"),
+                "updated_at": entry.updated_at.isoformat(timespec="seconds"),
+            }
+        )
     trainings = recomendo_training.read_training_ledger(Ledger(recomendo_training.LEDGER))
     for account, entry in trainings.states.items():
         last = entry.data.get("last_call_at")
         pending = trainings.trainings.get(entry.data.get("pending") or "")
-        found.training.append({
-            "account": account,
-            "last_call_at": _iso(last),
-            "next_allowed_at": _iso(float(last) + training_interval) if last is not None else "now",
-            "pending_due_at": _iso(pending.data.get("due_at") if pending else None),
-            "trained_until": _iso(entry.data.get("covered_until")),
-        })
+        found.training.append(
+            {
+                "account": account,
+                "last_call_at": _iso(last),
+                "next_allowed_at": _iso(float(last) + training_interval) if last is not None else "now",
+                "pending_due_at": _iso(pending.data.get("due_at") if pending else None),
+                "trained_until": _iso(entry.data.get("covered_until")),
+            }
+        )
     return found

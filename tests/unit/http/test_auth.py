@@ -31,9 +31,14 @@ def client(auth: object) -> VendorClient:
 
 @responses.activate
 def test_client_credentials_as_a_form_with_basic_auth_and_the_token_in_the_query() -> None:
-    token = responses.post(f"{BASE}/api/token", json={"access_token": "t1", "expires_in": 3600},
-                           match=[responses.matchers.urlencoded_params_matcher({"grant_type": "client_credentials"}),
-                                  responses.matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(b"k:s").decode()})])
+    token = responses.post(
+        f"{BASE}/api/token",
+        json={"access_token": "t1", "expires_in": 3600},
+        match=[
+            responses.matchers.urlencoded_params_matcher({"grant_type": "client_credentials"}),
+            responses.matchers.header_matcher({"Authorization": "Basic " + base64.b64encode(b"k:s").decode()}),
+        ],
+    )
     responses.get(f"{BASE}/api/lead", json=[], match=[responses.matchers.query_param_matcher({"access_token": "t1"})])
     source = OAuth2ClientCredentials("fp", "/api/token", {"grant_type": "client_credentials"}, basic=("k", "s"))
     c = client(QueryTokenAuth(source))
@@ -45,9 +50,15 @@ def test_client_credentials_as_a_form_with_basic_auth_and_the_token_in_the_query
 def test_client_credentials_in_the_query_string_and_one_refresh_after_a_401() -> None:
     grant = {"grant_type": "client_credentials", "client_id": "id", "client_secret": "sec"}
     responses.post(f"{BASE}/token", json={"access_token": "old"}, match=[responses.matchers.query_param_matcher(grant)])
-    responses.post(f"{BASE}/token", json={"access_token": "new", "expires_in": 60}, match=[responses.matchers.query_param_matcher(grant)])
+    responses.post(
+        f"{BASE}/token",
+        json={"access_token": "new", "expires_in": 60},
+        match=[responses.matchers.query_param_matcher(grant)],
+    )
     responses.get(f"{BASE}/me", status=401, match=[responses.matchers.header_matcher({"Authorization": "Bearer old"})])
-    responses.get(f"{BASE}/me", json={"ok": 1}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new"})])
+    responses.get(
+        f"{BASE}/me", json={"ok": 1}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new"})]
+    )
     auth = BearerAuth(OAuth2ClientCredentials("al", "/token", grant, send="query", default_lifetime=28_800))
     assert client(auth).get_json("/me")[0] == {"ok": 1}
     assert auth.tokens.fetches == 2

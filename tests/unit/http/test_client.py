@@ -58,7 +58,10 @@ def test_other_4xx_fail_at_once_with_the_vendors_message() -> None:
 
 @responses.activate
 def test_dropped_connections_are_retried_and_never_quote_the_url() -> None:
-    responses.get(f"{BASE}/items", body=requests.ConnectionError(f"Max retries exceeded with url: {BASE}/items?access_token=SECRET123"))
+    responses.get(
+        f"{BASE}/items",
+        body=requests.ConnectionError(f"Max retries exceeded with url: {BASE}/items?access_token=SECRET123"),
+    )
     responses.get(f"{BASE}/items", json=[])
     c, _ = client()
     assert c.get_json("/items")[0] == []
@@ -80,9 +83,15 @@ def test_static_header_auth() -> None:
 def test_a_401_refreshes_the_token_once(tmp_path: Path) -> None:
     tokens = iter(["old", "new", "newer"])
     manager = TokenManager("k", lambda: (next(tokens), 3600), store=FileTokenStore(tmp_path))
-    responses.get(f"{BASE}/me", status=401, json={"message": "Unauthorized"},
-                  match=[responses.matchers.header_matcher({"Authorization": "Bearer old"})])
-    responses.get(f"{BASE}/me", json={"ok": True}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new"})])
+    responses.get(
+        f"{BASE}/me",
+        status=401,
+        json={"message": "Unauthorized"},
+        match=[responses.matchers.header_matcher({"Authorization": "Bearer old"})],
+    )
+    responses.get(
+        f"{BASE}/me", json={"ok": True}, match=[responses.matchers.header_matcher({"Authorization": "Bearer new"})]
+    )
     c, _ = client(BearerAuth(manager))
     assert c.get_json("/me")[0] == {"ok": True}
     assert manager.fetches == 2
@@ -102,8 +111,12 @@ def test_a_second_401_is_the_vendors_answer(tmp_path: Path) -> None:
 def test_query_token_auth_puts_the_token_in_the_query_and_refreshes(tmp_path: Path) -> None:
     tokens = iter(["q1", "q2"])
     manager = TokenManager("q", lambda: (next(tokens), 3600), store=FileTokenStore(tmp_path))
-    responses.get(f"{BASE}/lead", status=401, match=[responses.matchers.query_param_matcher({"page": "1", "access_token": "q1"})])
-    responses.get(f"{BASE}/lead", json=[], match=[responses.matchers.query_param_matcher({"page": "1", "access_token": "q2"})])
+    responses.get(
+        f"{BASE}/lead", status=401, match=[responses.matchers.query_param_matcher({"page": "1", "access_token": "q1"})]
+    )
+    responses.get(
+        f"{BASE}/lead", json=[], match=[responses.matchers.query_param_matcher({"page": "1", "access_token": "q2"})]
+    )
     c, _ = client(QueryTokenAuth(manager))
     assert c.get_json("/lead", params={"page": 1})[0] == []
 

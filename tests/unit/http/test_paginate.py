@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
-import requests
 import responses
 
 from vendorflow.errors import VendorResponseError
 from vendorflow.http.client import VendorClient
 from vendorflow.http.concurrency import bounded_map
-from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, records_at
+from vendorflow.http.paginate import Page, PageNumberPaginator, iterate_pages, records_at, walk_pages
+from vendorflow.http.records import Records
 from vendorflow.http.retry import RetryPolicy
 
 BASE = "https://api.example"
@@ -26,7 +27,11 @@ def _client() -> VendorClient:
 def test_short_pages_do_not_end_an_empty_page_stopped_listing() -> None:
     # The vendor caps pages at 2 although 5 were asked: only the empty page ends it.
     for page, rows in ((1, [{"i": 1}, {"i": 2}]), (2, [{"i": 3}, {"i": 4}]), (3, [{"i": 5}]), (4, [])):
-        responses.get(f"{BASE}/lead", json=rows, match=[responses.matchers.query_param_matcher({"page": str(page), "pageSize": "5"}, strict_match=False)])
+        responses.get(
+            f"{BASE}/lead",
+            json=rows,
+            match=[responses.matchers.query_param_matcher({"page": str(page), "pageSize": "5"}, strict_match=False)],
+        )
     pages = list(iterate_pages(_client(), "/lead", paginator=PageNumberPaginator(size_param="pageSize", size=5)))
     assert [len(p) for p in pages] == [2, 2, 1]  # the empty page 4 ends it and is not a page of data
     assert [p.number for p in pages] == [1, 2, 3]
@@ -36,18 +41,28 @@ def test_short_pages_do_not_end_an_empty_page_stopped_listing() -> None:
 @responses.activate
 def test_total_pages_header_ends_the_listing() -> None:
     for page in (1, 2):
-        responses.get(f"{BASE}/offer", json=[{"p": page}], headers={"X-Total-Pages": "2"},
-                      match=[responses.matchers.query_param_matcher({"page": str(page)})])
+        responses.get(
+            f"{BASE}/offer",
+            json=[{"p": page}],
+            headers={"X-Total-Pages": "2"},
+            match=[responses.matchers.query_param_matcher({"page": str(page)})],
+        )
     pages = list(iterate_pages(_client(), "/offer", paginator=PageNumberPaginator(total_pages_header="X-Total-Pages")))
     assert len(pages) == 2 and pages[0].total_pages == 2
 
 
 @responses.activate
 def test_total_results_ends_the_listing_and_an_empty_page_before_it_is_an_error() -> None:
-    responses.get(f"{BASE}/codes", json={"totalResults": 3, "results": [{"c": 1}, {"c": 2}]},
-                  match=[responses.matchers.query_param_matcher({"page": "1"})])
-    responses.get(f"{BASE}/codes", json={"totalResults": 3, "results": []},
-                  match=[responses.matchers.query_param_matcher({"page": "2"})])
+    responses.get(
+        f"{BASE}/codes",
+        json={"totalResults": 3, "results": [{"c": 1}, {"c": 2}]},
+        match=[responses.matchers.query_param_matcher({"page": "1"})],
+    )
+    responses.get(
+        f"{BASE}/codes",
+        json={"totalResults": 3, "results": []},
+        match=[responses.matchers.query_param_matcher({"page": "2"})],
+    )
     paginator = PageNumberPaginator(total_records_key="totalResults")
     with pytest.raises(VendorResponseError, match="page 2 is empty although the vendor announced 3 records"):
         list(iterate_pages(_client(), "/codes", paginator=paginator, records_key="results"))
@@ -90,3 +105,63 @@ def test_bounded_map_raises_the_first_error() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         list(bounded_map(work, range(20), 3))
+
+
+# --- page-numbered listings fetched ahead, through walk_pages --------------------------------
+
+
+class _Headers:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def numbered_pages(fetch: Any, *, stop: int | None, concurrency: int) -> Any:
+    """Pages 1, 2, ... through the one paging loop, with ``stop`` announced as the page count."""
+
+    def page(query: dict[str, Any]) -> Page:
+        records = fetch(query["page"])
+        headers = {"X-Total-Pages": str(stop)} if stop is not None else {}
+        return Page(list(records), records, _Headers(headers), records.source)  # type: ignore[arg-type]
+
+    paginator = PageNumberPaginator(total_pages_header="X-Total-Pages")
+    return walk_pages(page, paginator, vendor="Footprints", concurrency=concurrency)
+
+
+def test_numbered_pages_stop_at_the_first_empty_page_and_keep_order() -> None:
+    fetched: list[int] = []
+    lock = threading.Lock()
+
+    def fetch(n: int) -> Records:
+        time.sleep(0.01 * (n % 3))  # answers arrive out of order
+        with lock:
+            fetched.append(n)
+        return Records([{"n": n}] * (2 if n < 10 else 0), f"page {n}", number=n)
+
+    pages = list(numbered_pages(fetch, stop=None, concurrency=4))
+    assert [p.number for p in pages] == list(range(1, 10))  # the empty page 10 ends it
+    assert max(fetched) <= 10 + 3  # at most a window past the first empty page
+    fetched.clear()
+    assert [p.number for p in numbered_pages(fetch, stop=5, concurrency=3)] == [1, 2, 3, 4, 5]
+    assert sorted(fetched) == [1, 2, 3, 4, 5]
+
+
+def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+
+    def fetch(n: int) -> Records:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.005)
+        with lock:
+            in_flight -= 1
+        return Records([{"n": n}], "x", number=n)
+
+    consumed = 0
+    for _ in numbered_pages(fetch, stop=60, concurrency=5):
+        consumed += 1
+        time.sleep(0.002)  # a slow consumer (the Parquet writer) does not let pages pile up
+    assert consumed == 60 and most <= 5

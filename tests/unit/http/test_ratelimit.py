@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
 import time
@@ -70,7 +71,7 @@ class RecordingClock:
         return self.last
 
 
-def _reserve_many(path: str, count: int, out: "multiprocessing.Queue[list[int]]") -> None:
+def _reserve_many(path: str, count: int, out: multiprocessing.Queue[list[int]]) -> None:
     clock = RecordingClock()
     store = FileSlotStore(Path(path), clock=clock)
     starts = []
@@ -103,7 +104,7 @@ def test_threads_and_processes_share_one_schedule(tmp_path: Path) -> None:
         worker.join(timeout=30)
     every = sorted(s for group in (*starts, *thread_starts) for s in group)
     assert len(every) == 100
-    gaps = [b - a for a, b in zip(every, every[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(every)]
     assert min(gaps) >= 50_000  # never two slots in one interval
 
 

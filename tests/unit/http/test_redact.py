@@ -23,8 +23,13 @@ def test_params_and_text() -> None:
 
 def test_logging_filter_scrubs_urllib3_style_lines() -> None:
     record = logging.LogRecord(
-        "urllib3.connectionpool", logging.DEBUG, __file__, 1,
-        '%s://%s:%s "%s %s %s" %s %s', ("http", "h", 80, "GET", "/api/lead?access_token=zzz999&page=1", "HTTP/1.1", 200, 10), None,
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        __file__,
+        1,
+        '%s://%s:%s "%s %s %s" %s %s',
+        ("http", "h", 80, "GET", "/api/lead?access_token=zzz999&page=1", "HTTP/1.1", 200, 10),
+        None,
     )
     assert RedactingFilter().filter(record)
     assert "zzz999" not in record.getMessage()
@@ -45,7 +50,10 @@ def test_a_registered_token_is_masked_in_texts_errors_ledger_entries_and_columns
     echoed = f"Bad request, headers: authorization: Bearer {token}"
     assert redact_text(echoed) == f"Bad request, headers: authorization: Bearer {MASK}"
     assert token not in str(VendorAPIError("Algonomy", "PUT /x", 400, echoed))
-    assert redact_value({"answer": {"echo": [echoed]}, token: 1}) == {"answer": {"echo": [redact_text(echoed)]}, MASK: 1}
+    assert redact_value({"answer": {"echo": [echoed]}, token: 1}) == {
+        "answer": {"echo": [redact_text(echoed)]},
+        MASK: 1,
+    }
     ledger = Ledger("probe", path=tmp_path / "ledger.sqlite")
     ledger.put("id-1", "failed", {"last_error": echoed})
     assert token not in ledger.get("id-1").data["last_error"]

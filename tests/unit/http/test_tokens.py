@@ -70,7 +70,7 @@ def test_invalidate_forgets_only_the_token_that_failed(tmp_path: Path) -> None:
     assert manager.get() == "second" and manager.fetches == 2
 
 
-def _get_token(directory: str, out: "multiprocessing.Queue[tuple[str, int]]") -> None:
+def _get_token(directory: str, out: multiprocessing.Queue[tuple[str, int]]) -> None:
     counter = Path(directory) / "fetch-count"
 
     def fetch() -> tuple[str, float]:

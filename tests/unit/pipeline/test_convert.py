@@ -32,7 +32,9 @@ def spec(*columns: Column) -> DatasetSpec:
 def build(columns: tuple[Column, ...], records: list[dict], **kwargs) -> pa.RecordBatch:  # type: ignore[no-untyped-def]
     s = spec(*columns)
     mode = kwargs.get("pii_mode", "hmac")
-    return BatchBuilder(s, arrow_schema(s, mode), pii_mode=mode, pii_key=kwargs.get("pii_key", b"k")).build(records, NOW)
+    return BatchBuilder(s, arrow_schema(s, mode), pii_mode=mode, pii_key=kwargs.get("pii_key", b"k")).build(
+        records, NOW
+    )
 
 
 @pytest.mark.parametrize(("value", "expected"), [(5, 5), ("42", 42), (" -7 ", -7), (3.0, 3)])
@@ -87,10 +89,13 @@ def test_a_batch_has_the_declared_schema_and_extracted_at() -> None:
         Column("offer_name", "string", source="offer.name"),
         Column("tags", "json"),
     )
-    batch = build(columns, [
-        {"id": 1, "money": "1.5000", "active": 1, "isRetarget": 0, "offer": {"name": "A"}, "tags": ["x", "y"]},
-        {"id": "2", "money": None, "active": True, "isRetarget": "1", "offer": None},
-    ])
+    batch = build(
+        columns,
+        [
+            {"id": 1, "money": "1.5000", "active": 1, "isRetarget": 0, "offer": {"name": "A"}, "tags": ["x", "y"]},
+            {"id": "2", "money": None, "active": True, "isRetarget": "1", "offer": None},
+        ],
+    )
     assert batch.schema.names == ["id", "money", "active", "is_retarget", "offer_name", "tags", "_extracted_at"]
     assert batch.column("id").to_pylist() == [1, 2]
     assert batch.column("money").to_pylist() == [Decimal("1.5000"), None]

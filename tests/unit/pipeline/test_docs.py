@@ -18,7 +18,10 @@ from vendorflow.pipeline.validate import validate_parquet
 
 def spec(vendor: str, name: str) -> DatasetSpec:
     return DatasetSpec(
-        vendor=vendor, name=name, description="test", key=("id",),
+        vendor=vendor,
+        name=name,
+        description="test",
+        key=("id",),
         columns=(Column("id", "int64", nullable=False), Column("views", "int64")),
         expectations=(Expect("ExpectColumnValuesToBeBetween", column="views", min_value=0),),
         extract=lambda ctx: iter(()),
@@ -77,8 +80,15 @@ def gx_root(tmp_path: Path) -> Path:
         ("beta", "leads", [1, -5, 3], "run-1"),  # fails
         ("gamma", "big", list(range(50)), "run-1"),  # validated in chunks
     ]:
-        validate_parquet(spec(vendor, name), staged(tmp_path, views), facts={"dt": day}, batch_name=f"dt={day}",
-                         run_name=run, gx_root=root, chunk_rows=20)
+        validate_parquet(
+            spec(vendor, name),
+            staged(tmp_path, views),
+            facts={"dt": day},
+            batch_name=f"dt={day}",
+            run_name=run,
+            gx_root=root,
+            chunk_rows=20,
+        )
     return root
 
 
@@ -99,7 +109,7 @@ def test_the_index_lists_every_dataset_with_its_suite_and_latest_result(gx_root:
     index = (gx_root / "data_docs" / "index.html").read_text()
     for dataset in ("alpha/stats", "beta/leads", "gamma/big"):
         assert dataset in index
-        assert f'suites/{dataset.replace("/", ".")}.html' in index
+        assert f"suites/{dataset.replace('/', '.')}.html" in index
     assert "failed, batch quarantined" in index and index.count("passed</span>") == 2
 
 

@@ -89,7 +89,10 @@ def test_a_rerun_replaces_the_partition(lake: Lake) -> None:
 @pytest.mark.parametrize(
     ("pages", "failure"),
     [
-        ([rows(0, 3), rows(2, 2)], "expect_column_values_to_be_unique(column='id'): 2 unexpected values"),  # duplicate across pages
+        (
+            [rows(0, 3), rows(2, 2)],
+            "expect_column_values_to_be_unique(column='id'): 2 unexpected values",
+        ),  # duplicate across pages
         ([rows(0, 2, views=-1)], "expect_column_values_to_be_between(column='views', min_value=0"),
         ([rows(0, 2, day="2024-02-29")], "column='day'"),
     ],

@@ -14,7 +14,9 @@ SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string())])
 
 
 def batch(start: int, n: int) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pydict({"id": list(range(start, start + n)), "name": [f"n{i}" for i in range(start, start + n)]}, schema=SCHEMA)
+    return pa.RecordBatch.from_pydict(
+        {"id": list(range(start, start + n)), "name": [f"n{i}" for i in range(start, start + n)]}, schema=SCHEMA
+    )
 
 
 def test_stream_buffers_small_pages_into_row_groups(tmp_path: Path) -> None:

@@ -34,14 +34,30 @@ print(json.dumps({"success": outcome.success, "gx_below_warning": len(gx), "tota
 
 
 def test_a_validation_logs_no_great_expectations_line_below_warning(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "GX_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+        "GX_ANALYTICS_ENABLED": "False",
+    }
     env.pop("VENDORFLOW_GX_LOG_LEVEL", None)
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "gx")], env=env, capture_output=True, text=True,
-                         timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "gx")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["success"] and result["gx_below_warning"] == 0, result
     # Not vacuous: asked for, GX's INFO lines are there.
     env["VENDORFLOW_GX_LOG_LEVEL"] = "INFO"
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "gx2")], env=env, capture_output=True, text=True,
-                         timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "gx2")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert json.loads(out.stdout.strip().splitlines()[-1])["gx_below_warning"] > 50

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
-
 from vendorflow.vendors.algonomy.optouts import LEDGER, STATUSES
 
 
@@ -41,7 +40,9 @@ def extract_optouts(ctx: ExtractContext) -> Iterator[Records]:
     day = ctx.dt.isoformat()
 
     def row(entry: Any) -> dict[str, Any] | None:
-        return ledger_row(entry.key, entry.status, entry.data, entry.updated_at) if entry.data.get("dt") == day else None
+        return (
+            ledger_row(entry.key, entry.status, entry.data, entry.updated_at) if entry.data.get("dt") == day else None
+        )
 
     yield from ledger_pages(LEDGER, row, f"ledger {LEDGER} dt={day}")
 
@@ -49,6 +50,11 @@ def extract_optouts(ctx: ExtractContext) -> Iterator[Records]:
 OPTOUTS = DatasetSpec(
     vendor="algonomy",
     name="optouts",
+    notes=(
+        "the ledger as Parquet: one row per user id, in the partition `dt` of the run that first requested it; "
+        "`status` is `requested`, `accepted` or `failed`; `source` is `params` or `inbox:<file>`; "
+        "a later run that accepts a left-over id republishes that partition"
+    ),
     description=(
         "Every user id the pipeline was asked to opt out of Algonomy, with its status: requested (written before "
         "sending), accepted (Algonomy's answer and when), failed (the last attempt was refused; the next run retries)."
@@ -56,7 +62,13 @@ OPTOUTS = DatasetSpec(
     columns=(
         Column("user_id", "string", required=True, nullable=False, description="the id as sent (trimmed)"),
         Column("status", "string", required=True, nullable=False),
-        Column("requested_at", "timestamp", required=True, nullable=False, description="written to the ledger, before sending"),
+        Column(
+            "requested_at",
+            "timestamp",
+            required=True,
+            nullable=False,
+            description="written to the ledger, before sending",
+        ),
         Column("accepted_at", "timestamp", description="when Algonomy accepted it"),
         Column("http_status", "int64", description="the accepting answer's HTTP status"),
         Column("answer", "json", description="the accepting answer's body ({} as documented)"),
@@ -70,7 +82,9 @@ OPTOUTS = DatasetSpec(
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="status", value_set=list(STATUSES)),
         Expect("ExpectColumnValuesToBeBetween", column="attempts", min_value=0),
-        Expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="updated_at", column_B="requested_at", or_equal=True),
+        Expect(
+            "ExpectColumnPairValuesAToBeGreaterThanB", column_A="updated_at", column_B="requested_at", or_equal=True
+        ),
     ),
     extract=extract_optouts,
 )

@@ -28,14 +28,24 @@ FORM: dict[str, Any] = {
             minimum=0,
         ),
         "token_request": text(
-            "Token request", "Send the client credentials in the query string (as documented) or as a form body.",
-            default="query", choices=["query", "form"],
+            "Token request",
+            "Send the client credentials in the query string (as documented) or as a form body.",
+            default="query",
+            choices=["query", "form"],
         ),
         "token_leeway_seconds": number(
-            "Token leeway (s)", "Fetch a new token this many seconds before the current one expires.", default=60, minimum=0
+            "Token leeway (s)",
+            "Fetch a new token this many seconds before the current one expires.",
+            default=60,
+            minimum=0,
         ),
         **COMMON_FIELDS,
-        "concurrency": number("Concurrency", "Opt-outs in flight at once (the budget, not this, sets the pace).",
-                              default=16, minimum=1, integer=True),
+        "concurrency": number(
+            "Concurrency",
+            "Opt-outs in flight at once (the budget, not this, sets the pace).",
+            default=16,
+            minimum=1,
+            integer=True,
+        ),
     },
 }

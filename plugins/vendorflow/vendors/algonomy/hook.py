@@ -18,14 +18,15 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from vendorflow.errors import VendorResponseError
-from vendorflow.vendors.algonomy.ids import user_id_problem
 from vendorflow.hook import VendorHook
 from vendorflow.http.auth import BearerAuth, OAuth2ClientCredentials
 from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
+from vendorflow.vendors.algonomy.ids import user_id_problem
 
 TOKEN_PATH = "/profile-command/v1/oauth2/token"
 OPT_OUT_BODY: dict[str, Any] = {"type": "optOut", "enableOptOut": True}
+
 
 @dataclass(frozen=True)
 class OptOutAnswer:
@@ -54,8 +55,6 @@ class AlgonomyHook(VendorHook):
     hook_name = "Algonomy"
     vendor_name = "Algonomy"
     default_host = "https://gateway.richrelevance.com"
-    default_requests_per_second = 100.0
-    default_concurrency = 16
     token_requests: ClassVar[tuple[str, ...]] = ("query", "form")
 
     # -- configuration -------------------------------------------------------------
@@ -76,11 +75,11 @@ class AlgonomyHook(VendorHook):
 
     @property
     def requests_per_second(self) -> float:
-        return self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
+        return self.extra_float("requests_per_second")
 
     @property
     def token_request(self) -> Literal["query", "form"]:
-        value = (self.extra_str("token_request", "query") or "query").strip().lower()
+        value = (self.extra_str("token_request") or "query").strip().lower()
         if value not in self.token_requests:
             raise self.config_error(f"extra 'token_request' must be 'query' or 'form', not {value!r}")
         return value  # type: ignore[return-value]
@@ -95,10 +94,16 @@ class AlgonomyHook(VendorHook):
     def token_source(self) -> OAuth2ClientCredentials:
         """The client-credentials grant, its fields in the query string (``token_request`` ``query``, as
         Algonomy documents) or as a form (``form``); cached under :attr:`credential_key`."""
-        leeway = self.extra_float("token_leeway_seconds", 60.0, minimum=-1e-9)
+        leeway = self.extra_float("token_leeway_seconds", minimum=-1e-9)
         grant = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        return OAuth2ClientCredentials(self.credential_key, TOKEN_PATH, grant, send=self.token_request,
-                                       default_lifetime=28_800, leeway=60.0 if leeway is None else leeway)
+        return OAuth2ClientCredentials(
+            self.credential_key,
+            TOKEN_PATH,
+            grant,
+            send=self.token_request,
+            default_lifetime=28_800,
+            leeway=60.0 if leeway is None else leeway,
+        )
 
     def build_client(self) -> VendorClient:
         return VendorClient(
@@ -122,7 +127,7 @@ class AlgonomyHook(VendorHook):
     def opt_out(self, user_id: str) -> OptOutAnswer:
         """Opt ``user_id`` out (irreversible); returns Algonomy's acceptance or raises.
 
-        429, 5xx and dropped connections are retried (the policy of SPEC 4); a
+        429, 5xx and dropped connections are retried (:class:`~vendorflow.http.retry.RetryPolicy`); a
         401 refreshes the token once; any other refusal, or an answer that is
         not the documented JSON object, raises, and the user counts as not
         opted out.
@@ -135,14 +140,20 @@ class AlgonomyHook(VendorHook):
         body = decode_json(response, self.vendor_name, self.client.describe("PUT", path))
         if not isinstance(body, dict):
             raise VendorResponseError(
-                self.vendor_name, self.client.describe("PUT", path), f"expected a JSON object ({{}}), got {type(body).__name__}"
+                self.vendor_name,
+                self.client.describe("PUT", path),
+                f"expected a JSON object ({{}}), got {type(body).__name__}",
             )
         return OptOutAnswer(user_id, response.status_code, body, datetime.now(timezone.utc))
 
     def ping(self) -> str:
-        self.api_key  # every opt-out needs it: a connection without one is not "connected"
-        _, lifetime = self.token_source().fetch(self.client)  # a real token request, not the cache: the credentials are what is tested
-        return f"Connected to Algonomy at {self.base_url()}: client {self.client_id!r} got a token valid {lifetime:,.0f} s"
+        _ = self.api_key  # every opt-out needs it: a connection without one is not "connected"
+        _, lifetime = self.token_source().fetch(
+            self.client
+        )  # a real token request, not the cache: the credentials are what is tested
+        return (
+            f"Connected to Algonomy at {self.base_url()}: client {self.client_id!r} got a token valid {lifetime:,.0f} s"
+        )
 
 
 HOOK = AlgonomyHook

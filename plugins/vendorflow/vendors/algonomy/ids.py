@@ -65,9 +65,7 @@ class BadUserIds(ConfigError):
         self.source, self.problems = source, list(problems)
         shown = "\n  - ".join(self.problems[:50])
         more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(
-            f"{source}: {len(self.problems)} user id(s) refused, nothing was sent:\n  - {shown}{more}"
-        )
+        super().__init__(f"{source}: {len(self.problems)} user id(s) refused, nothing was sent:\n  - {shown}{more}")
 
 
 # Only ASCII spaces, tabs and line ends are trimmed: ``str.strip()`` would also eat

@@ -49,8 +49,14 @@ class RecordOptOutRequestsOperator(BaseOperator):
 
         raw = self.user_ids if self.user_ids is not None else (context.get("params") or {}).get("user_ids")
         try:
-            return collect_requests(open_ledger(), raw, Inbox() if self.read_inbox else None,
-                                    run_id=str(context["run_id"]), dt=run_day(context), log=self.log)
+            return collect_requests(
+                open_ledger(),
+                raw,
+                Inbox() if self.read_inbox else None,
+                run_id=str(context["run_id"]),
+                dt=run_day(context),
+                log=self.log,
+            )
         except BadUserIds as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -69,19 +75,34 @@ class AlgonomyOptOutOperator(BaseOperator):
     template_fields = ("algonomy_conn_id",)
     ui_color = "#e2ecfd"
 
-    def __init__(self, *, algonomy_conn_id: str = "algonomy_default", requests_task_id: str | None = "record_requests",
-                 progress_every: float = 10.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        algonomy_conn_id: str = "algonomy_default",
+        requests_task_id: str | None = "record_requests",
+        progress_every: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("task_id", "send_opt_outs")
         kwargs.setdefault("outlets", [asset(DATASET)])
         super().__init__(**kwargs)
-        self.algonomy_conn_id, self.requests_task_id, self.progress_every = algonomy_conn_id, requests_task_id, progress_every
+        self.algonomy_conn_id, self.requests_task_id, self.progress_every = (
+            algonomy_conn_id,
+            requests_task_id,
+            progress_every,
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
         from vendorflow.operators.runs import republish
         from vendorflow.vendors.algonomy.hook import AlgonomyHook
-        from vendorflow.vendors.algonomy.optouts import open_ledger, rejected_files_message, send_pending, unsent_message
+        from vendorflow.vendors.algonomy.optouts import (
+            open_ledger,
+            rejected_files_message,
+            send_pending,
+            unsent_message,
+        )
 
         hook = AlgonomyHook(conn_id=self.algonomy_conn_id)
         summary = None

@@ -152,8 +152,11 @@ def send_pending(
         lock = threading.Lock()
         logger.info(
             "Algonomy opt-outs: %d pending (%d never sent, %d failed before), %d in flight at most, %g requests/s",
-            len(pending), sum(e.status == REQUESTED for e in pending), sum(e.status == FAILED for e in pending),
-            hook.concurrency, hook.requests_per_second,
+            len(pending),
+            sum(e.status == REQUESTED for e in pending),
+            sum(e.status == FAILED for e in pending),
+            hook.concurrency,
+            hook.requests_per_second,
         )
 
         def send(entry: Any) -> None:
@@ -185,7 +188,9 @@ def send_pending(
                 last_error=None,
             )
             if not ledger.put(entry.key, ACCEPTED, data, only_if=entry.status):
-                logger.warning("Ledger entry of %s changed while it was being sent; recorded acceptance anyway", entry.key)
+                logger.warning(
+                    "Ledger entry of %s changed while it was being sent; recorded acceptance anyway", entry.key
+                )
                 ledger.put(entry.key, ACCEPTED, data)
             with lock:
                 summary.accepted += 1
@@ -204,21 +209,31 @@ def send_pending(
 
 def unsent_message(summary: SendSummary) -> str:
     shown = "\n  - ".join(f"{uid}: {err}" for uid, err in list(summary.failed.items())[:20])
-    return (f"{len(summary.failed)} opt-out(s) failed and {summary.not_sent} were not sent; they stay pending "
-            f"and the retry (or the next run) sends them again:\n  - {shown}")
+    return (
+        f"{len(summary.failed)} opt-out(s) failed and {summary.not_sent} were not sent; they stay pending "
+        f"and the retry (or the next run) sends them again:\n  - {shown}"
+    )
 
 
 def rejected_files_message(rejected: Sequence[dict[str, Any]]) -> str:
     lines = "\n".join(f"  - {r['file']} -> {r['moved_to']}: {'; '.join(r['problems'][:5])}" for r in rejected)
-    return (f"Every valid opt-out was sent, but {len(rejected)} inbox file(s) were refused and nothing in them was "
-            f"sent; fix them and drop them in the inbox again:\n{lines}")
+    return (
+        f"Every valid opt-out was sent, but {len(rejected)} inbox file(s) were refused and nothing in them was "
+        f"sent; fix them and drop them in the inbox again:\n{lines}"
+    )
 
 
 # --- collecting requests -----------------------------------------------------------------
 
 
 def collect_requests(
-    ledger: Ledger, raw_param: Any, inbox: Inbox | None, *, run_id: str, dt: date, log: logging.Logger = log,
+    ledger: Ledger,
+    raw_param: Any,
+    inbox: Inbox | None,
+    *,
+    run_id: str,
+    dt: date,
+    log: logging.Logger = log,
 ) -> dict[str, Any]:
     """Record the ids of the ``user_ids`` param and of every inbox file as ``requested``.
 
@@ -244,8 +259,13 @@ def collect_requests(
         result["new"] += new
         result["files"].append({"file": item.name, "ids": len(ids), "new": new, "moved_to": target})
         log.info("inbox file %s: %d ids, %d not seen before; moved to %s", item.name, len(ids), new, target)
-    log.info("Recorded %d new opt-out requests (%d from params, %d inbox files, %d rejected files)",
-             result["new"], len(from_params), len(result["files"]), len(result["rejected"]))
+    log.info(
+        "Recorded %d new opt-out requests (%d from params, %d inbox files, %d rejected files)",
+        result["new"],
+        len(from_params),
+        len(result["files"]),
+        len(result["rejected"]),
+    )
     return result
 
 

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from vendorflow.vendors.allyy.hook import AllyyHook
 
 
-
 def _hook(ctx: ExtractContext) -> AllyyHook:
     return ctx.hook
 
@@ -36,7 +35,13 @@ def extract_uploads(ctx: ExtractContext) -> Iterator[Records]:
 MODELS = DatasetSpec(
     vendor="allyy",
     name="models",
-    description="Every model of the customer as listed that day (GET .../model_v2_1): training status and AUROC over time.",
+    notes=(
+        "snapshot of every model (`GET .../model_v2_1`, take/skip pages until `totalItemsCount`); ids are UUID "
+        "strings, the training instants UTC timestamps, `au_roc` `float64` in [0, 1]; as many rows as Allyy announced"
+    ),
+    description=(
+        "Every model of the customer as listed that day (GET .../model_v2_1): training status and AUROC over time."
+    ),
     snapshot=True,
     columns=(
         Column("model_id", "string", source="id", required=True, nullable=False),
@@ -59,7 +64,11 @@ MODELS = DatasetSpec(
     extract=extract_models,
     # Nested configuration documents of each model type: see include/sandbox/allyy.py; not analysed here.
     ignore_fields=(
-        "churnConfiguration", "dataSet", "description", "modelTrainingId", "recommenderSystemConfiguration",
+        "churnConfiguration",
+        "dataSet",
+        "description",
+        "modelTrainingId",
+        "recommenderSystemConfiguration",
         "responsePredictionConfiguration",
     ),
 )
@@ -67,7 +76,14 @@ MODELS = DatasetSpec(
 UPLOADS = DatasetSpec(
     vendor="allyy",
     name="uploads",
-    description="Every partition uploaded to an Allyy datasource: upload id, rows, bytes, state and times (snapshot of the upload ledger).",
+    notes=(
+        "snapshot of the upload ledger after every `allyy_upload` run: one row per partition ever sent, its latest "
+        "`state` (`sending`, `processing`, `finished`, `failed`) and Allyy's messages; read the latest `dt`"
+    ),
+    description=(
+        "Every partition uploaded to an Allyy datasource: upload id, rows, bytes, state and times "
+        "(snapshot of the upload ledger)."
+    ),
     snapshot=True,
     columns=(
         Column("dataset", "string", required=True, nullable=False, description="<vendor>/<dataset> uploaded"),
@@ -88,7 +104,9 @@ UPLOADS = DatasetSpec(
     ),
     key=("dataset", "partition"),
     expectations=(
-        Expect("ExpectColumnValuesToBeInSet", column="state", value_set=["sending", "processing", "finished", "failed"]),
+        Expect(
+            "ExpectColumnValuesToBeInSet", column="state", value_set=["sending", "processing", "finished", "failed"]
+        ),
         Expect("ExpectColumnValuesToBeInSet", column="format", value_set=["csv", "json"]),
         Expect("ExpectColumnValuesToBeBetween", column="rows", min_value=0),
     ),

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from vendorflow.http.records import Records, joined
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.hook import VendorHook
 from vendorflow.http.auth import BearerAuth, OAuth2ClientCredentials
 from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.paginate import Fetch, OffsetPaginator, Page, walk_pages
 from vendorflow.http.ratelimit import shared_limiter
+from vendorflow.http.records import Records, joined
 from vendorflow.http.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ TOKEN_PATH = "/api/authentication/connect/token"
 
 
 def upload_state(upload: Mapping[str, Any]) -> UploadState:
-    """``processing``, ``finished`` or ``failed``: an unknown status is still processing, unless errors were reported."""
+    """``processing``, ``finished`` or ``failed``: an unknown status is still processing, unless errors
+    were reported."""
     errors = (upload.get("insertionExceptions") or {}).get("errors") or []
     state = UPLOAD_STATUS.get(upload.get("status"), "processing")  # type: ignore[arg-type]
     if state == "finished" and errors:
@@ -134,7 +135,6 @@ class AllyyHook(VendorHook):
     hook_name = "Allyy"
     vendor_name = "Allyy"
     default_host = "https://app.allyy.io"
-    default_requests_per_second = 10.0
     upload_reconcile_window: ClassVar[timedelta] = timedelta(seconds=5)
 
     # -- configuration ---------------------------------------------------------------------
@@ -150,18 +150,23 @@ class AllyyHook(VendorHook):
 
     @property
     def page_size(self) -> int:
-        return self.extra_int("page_size", 100)
+        return self.extra_int("page_size")
 
     def build_client(self) -> VendorClient:
         client_id = self.secret("login", "Allyy client id")
         client_secret = self.secret("password", "Allyy client secret")
         customer_id = self.customer_id  # fail on a misconfigured connection before any request
-        scope = self.extra_str("scope", "allyy_api") or "allyy_api"
+        scope = self.extra_str("scope") or "allyy_api"
         token_url = self.token_url
-        rps = self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
+        rps = self.extra_float("requests_per_second")
         key = "allyy-" + hashlib.sha256(f"{token_url}|{client_id}|{scope}".encode()).hexdigest()[:24]
-        grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope}
-        leeway = self.extra_float("token_leeway_seconds", 60.0, minimum=-1) or 0.0
+        grant = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": scope,
+        }
+        leeway = self.extra_float("token_leeway_seconds", minimum=-1) or 0.0
         return VendorClient(
             vendor=self.vendor_name,
             base_url=self.base_url(),
@@ -177,7 +182,9 @@ class AllyyHook(VendorHook):
 
     # -- the envelope ------------------------------------------------------------------------
 
-    def _envelope(self, method: str, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    def _envelope(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         endpoint = self.client.describe(method, path, params)
         response = self.client.request(method, path, params=dict(params or {}) or None, **kwargs)
         body = decode_json(response, self.vendor_name, endpoint)
@@ -193,11 +200,15 @@ class AllyyHook(VendorHook):
         body = self._envelope(method, path, params, **kwargs)
         if not isinstance(body["data"], Mapping):
             raise VendorResponseError(
-                self.vendor_name, self.client.describe(method, path, params), f"data is {type(body['data']).__name__}, not an object"
+                self.vendor_name,
+                self.client.describe(method, path, params),
+                f"data is {type(body['data']).__name__}, not an object",
             )
         return dict(body["data"])
 
-    def _pages(self, path: str, params: Mapping[str, Any] | None = None, *, take: int | None = None) -> Iterator[Records]:
+    def _pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, take: int | None = None
+    ) -> Iterator[Records]:
         """Every page of a take/skip listing, until ``totalItemsCount`` records have come."""
         paginator = OffsetPaginator(take=take or self.page_size, total_records_key="totalItemsCount")
         return walk_pages(self._envelope_page(path), paginator, vendor=self.vendor_name, params=params)
@@ -228,7 +239,9 @@ class AllyyHook(VendorHook):
 
     def upload_path(self, data_set_id: str, datasource_id: str, fmt: UploadFormat) -> str:
         wire = self._wire(fmt)
-        return UPLOAD_PATH.format(customer=self.customer_id, data_set=data_set_id, segment=wire.segment, datasource=datasource_id)
+        return UPLOAD_PATH.format(
+            customer=self.customer_id, data_set=data_set_id, segment=wire.segment, datasource=datasource_id
+        )
 
     @staticmethod
     def _wire(fmt: str) -> UploadWire:
@@ -255,16 +268,23 @@ class AllyyHook(VendorHook):
         since = datetime.now(timezone.utc) - self.upload_reconcile_window
         for attempt in range(1, policy.attempts + 1):
             try:
-                return self._object("POST", api_path, data=body, headers={"Content-Type": body.content_type}, retry=once)
+                return self._object(
+                    "POST", api_path, data=body, headers={"Content-Type": body.content_type}, retry=once
+                )
             except VendorAPIError as exc:
                 retryable = exc.status is None or exc.status == 429 or exc.status >= 500
                 if not retryable or attempt == policy.attempts:
                     raise
                 if exc.status != 429:
-                    arrived = self.find_upload(data_set_id, datasource_id, size_bytes=body.file_size, created_after=since)
+                    arrived = self.find_upload(
+                        data_set_id, datasource_id, size_bytes=body.file_size, created_after=since
+                    )
                     if arrived is not None:
-                        log.warning("Allyy upload %s arrived although the answer was lost (%s); not sending it again",
-                                    arrived.get("id"), exc.vendor_message)
+                        log.warning(
+                            "Allyy upload %s arrived although the answer was lost (%s); not sending it again",
+                            arrived.get("id"),
+                            exc.vendor_message,
+                        )
                         return arrived
                 wait = policy.wait_seconds(attempt, None)
                 log.warning("%s; upload attempt %d of %d failed, next in %.1f s", exc, attempt, policy.attempts, wait)
@@ -272,8 +292,13 @@ class AllyyHook(VendorHook):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def upload_pages(
-        self, data_set_id: str, datasource_id: str, *, created_after: datetime | None = None,
-        created_before: datetime | None = None, include_reverted: bool | None = None,
+        self,
+        data_set_id: str,
+        datasource_id: str,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        include_reverted: bool | None = None,
     ) -> Iterator[Records]:
         """The datasource's uploads, newest first, page by page (take/skip)."""
         params: dict[str, Any] = {}
@@ -290,28 +315,40 @@ class AllyyHook(VendorHook):
         return joined(self.upload_pages(data_set_id, datasource_id, **filters))
 
     def find_upload(
-        self, data_set_id: str, datasource_id: str, *, upload_id: str | None = None, size_bytes: int | None = None,
+        self,
+        data_set_id: str,
+        datasource_id: str,
+        *,
+        upload_id: str | None = None,
+        size_bytes: int | None = None,
         created_after: datetime | None = None,
     ) -> dict[str, Any] | None:
         for page in self.upload_pages(data_set_id, datasource_id, created_after=created_after):
             for upload in page:
-                if (upload_id is None or upload.get("id") == upload_id) and (size_bytes is None or upload.get("sizeBytes") == size_bytes):
+                if (upload_id is None or upload.get("id") == upload_id) and (
+                    size_bytes is None or upload.get("sizeBytes") == size_bytes
+                ):
                     return dict(upload)
         return None
 
-    def upload_status(self, data_set_id: str, datasource_id: str, upload_id: str, *, created_after: datetime | None = None) -> dict[str, Any]:
+    def upload_status(
+        self, data_set_id: str, datasource_id: str, upload_id: str, *, created_after: datetime | None = None
+    ) -> dict[str, Any]:
         """The upload object as ``Get datasource uploads`` lists it now."""
         found = self.find_upload(data_set_id, datasource_id, upload_id=upload_id, created_after=created_after)
         if found is None:
             path = UPLOADS_PATH.format(customer=self.customer_id, data_set=data_set_id, datasource=datasource_id)
-            raise VendorResponseError(self.vendor_name, f"GET {path}", f"upload {upload_id} is not among the datasource's uploads")
+            raise VendorResponseError(
+                self.vendor_name, f"GET {path}", f"upload {upload_id} is not among the datasource's uploads"
+            )
         return found
 
     # -- connection test -----------------------------------------------------------------------
 
     def ping(self) -> str:
         page = next(self._pages(MODELS_PATH.format(customer=self.customer_id), take=1))
-        return f"Connected to Allyy: customer {self.customer_id} has {page.total_records if page.total_records is not None else len(page)} models"
+        models = page.total_records if page.total_records is not None else len(page)
+        return f"Connected to Allyy: customer {self.customer_id} has {models} models"
 
 
 def envelope_problems(body: Mapping[str, Any]) -> list[str]:

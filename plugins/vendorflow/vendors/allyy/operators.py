@@ -31,8 +31,16 @@ class AllyyUploadOperator(BaseOperator):
     template_fields = ("conn_id", "config")
     ui_color = "#f4ecf7"
 
-    def __init__(self, *, conn_id: str | None = None, config: str | None = None, poll_interval: float = 30.0,
-                 wait_timeout: float = 6 * 3600.0, batch_rows: int = 64 * 1024, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        config: str | None = None,
+        poll_interval: float = 30.0,
+        wait_timeout: float = 6 * 3600.0,
+        batch_rows: int = 64 * 1024,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.conn_id, self.config, self.batch_rows = conn_id, config, batch_rows
         self.poll_interval, self.wait_timeout = poll_interval, wait_timeout
@@ -59,10 +67,13 @@ class AllyyUploadOperator(BaseOperator):
         params = context.get("params") or {}
         logical = context.get("logical_date")
         day = logical.strftime("%Y-%m-%d") if logical else None
-        wanted = uploads.requested(context.get("triggering_asset_events"), params.get("partitions"), day, targets, config)
+        wanted = uploads.requested(
+            context.get("triggering_asset_events"), params.get("partitions"), day, targets, config
+        )
         if not wanted:
-            self.log.info("No partition to upload: the run was not triggered by a configured dataset "
-                          "and no partitions were given")
+            self.log.info(
+                "No partition to upload: the run was not triggered by a configured dataset and no partitions were given"
+            )
             return []
         uploader = self._uploader()
         manifests = uploads.validated_manifests(uploader.lake, wanted)
@@ -76,11 +87,21 @@ class AllyyUploadOperator(BaseOperator):
             self.log.error("Allyy refused %d upload(s):\n  - %s", len(rejected), "\n  - ".join(rejected))
         from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
 
-        self.log.info("Waiting for Allyy to process %d upload(s) (checking every %g s, in the triggerer)",
-                      len(waits), self.poll_interval)
-        self.defer(trigger=AllyyUploadTrigger(conn_id=self.conn_id, uploads=waits, keys=keys,
-                                              poll_interval=self.poll_interval, timeout=self.wait_timeout),
-                   method_name="execute_complete")
+        self.log.info(
+            "Waiting for Allyy to process %d upload(s) (checking every %g s, in the triggerer)",
+            len(waits),
+            self.poll_interval,
+        )
+        self.defer(
+            trigger=AllyyUploadTrigger(
+                conn_id=self.conn_id,
+                uploads=waits,
+                keys=keys,
+                poll_interval=self.poll_interval,
+                timeout=self.wait_timeout,
+            ),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         uploader = self._uploader()

@@ -43,8 +43,13 @@ class AllyyUploadTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {"conn_id": self.conn_id, "uploads": self.uploads, "keys": self.keys,
-             "poll_interval": self.poll_interval, "timeout": self.timeout},
+            {
+                "conn_id": self.conn_id,
+                "uploads": self.uploads,
+                "keys": self.keys,
+                "poll_interval": self.poll_interval,
+                "timeout": self.timeout,
+            },
         )
 
     async def _hook(self) -> Any:
@@ -56,19 +61,23 @@ class AllyyUploadTrigger(BaseTrigger):
         return hook
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from vendorflow.vendors.allyy.hook import upload_state
-
         from asgiref.sync import sync_to_async
+
+        from vendorflow.vendors.allyy.hook import upload_state
 
         try:
             hook = await self._hook()
         except Exception as exc:
-            yield TriggerEvent({"status": "error", "uploads": {}, "keys": self.keys, "message": f"{type(exc).__name__}: {exc}"})
+            yield TriggerEvent(
+                {"status": "error", "uploads": {}, "keys": self.keys, "message": f"{type(exc).__name__}: {exc}"}
+            )
             return
 
         def status_of(upload: dict[str, Any]) -> dict[str, Any]:  # one blocking status call, off the event loop
             since = datetime.fromisoformat(upload["requested_at"]) if upload.get("requested_at") else None
-            return hook.upload_status(upload["data_set_id"], upload["datasource_id"], upload["upload_id"], created_after=since)
+            return hook.upload_status(
+                upload["data_set_id"], upload["datasource_id"], upload["upload_id"], created_after=since
+            )
 
         deadline = time.monotonic() + self.timeout
         pending = {u["key"]: u for u in self.uploads}
@@ -79,8 +88,14 @@ class AllyyUploadTrigger(BaseTrigger):
                 try:
                     status = await sync_to_async(status_of)(upload)
                 except Exception as exc:  # the hook already retried what is worth retrying
-                    yield TriggerEvent({"status": "error", "uploads": done, "keys": self.keys,
-                                        "message": f"{type(exc).__name__}: {exc}"})
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "uploads": done,
+                            "keys": self.keys,
+                            "message": f"{type(exc).__name__}: {exc}",
+                        }
+                    )
                     return
                 if upload_state(status) != "processing":
                     done[key] = status
@@ -89,13 +104,21 @@ class AllyyUploadTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "done", "uploads": done, "keys": self.keys})
                 return
             if time.monotonic() >= deadline:
-                yield TriggerEvent({
-                    "status": "timeout", "uploads": done, "keys": self.keys,
-                    "message": f"{len(pending)} upload(s) still processing after {self.timeout:g} s: {sorted(pending)}",
-                })
+                yield TriggerEvent(
+                    {
+                        "status": "timeout",
+                        "uploads": done,
+                        "keys": self.keys,
+                        "message": (
+                            f"{len(pending)} upload(s) still processing after {self.timeout:g} s: {sorted(pending)}"
+                        ),
+                    }
+                )
                 return
             # Small uploads finish in seconds: look again soon, then back off to poll_interval.
-            wait = min(self.poll_interval, 2.0 ** rounds)
+            wait = min(self.poll_interval, 2.0**rounds)
             rounds += 1
-            self.log.info("Allyy: %d upload(s) finished, %d processing; next check in %g s", len(done), len(pending), wait)
+            self.log.info(
+                "Allyy: %d upload(s) finished, %d processing; next check in %g s", len(done), len(pending), wait
+            )
             await asyncio.sleep(wait)

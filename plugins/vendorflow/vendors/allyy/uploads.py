@@ -88,7 +88,9 @@ def load_targets(path: Path | None = None) -> tuple[UploadTarget, ...]:
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: the Allyy upload configuration is missing (set {CONFIG_ENV} or create it)") from None
+        raise ConfigError(
+            f"{path}: the Allyy upload configuration is missing (set {CONFIG_ENV} or create it)"
+        ) from None
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     entries = document.get("uploads") if isinstance(document, Mapping) else None
@@ -265,7 +267,10 @@ class Uploader:
         if entry.status == FINISHED:
             self.log.info(
                 "%s: already uploaded as %s (%s rows, finished %s); not sent again (force=true would)",
-                key, data.get("upload_id"), data.get("rows"), data.get("finished_at"),
+                key,
+                data.get("upload_id"),
+                data.get("rows"),
+                data.get("finished_at"),
             )
             return None
         if entry.status == PROCESSING:
@@ -317,10 +322,16 @@ class Uploader:
             # Claimed before the request (a crash from here on is checked at Allyy, not re-sent blindly), and only
             # from the state this task saw: another run that got there first keeps the partition.
             if not self.ledger.put(key, SENDING, data, only_if=seen_status):
-                raise VendorflowError(f"{key}: another run started uploading it meanwhile; nothing was sent by this one")
+                raise VendorflowError(
+                    f"{key}: another run started uploading it meanwhile; nothing was sent by this one"
+                )
             self.log.info(
                 "%s: uploading %s rows (%s bytes of %s) to Allyy datasource %s",
-                key, f"{rows:,}", f"{size:,}", target.format.upper(), target.datasource_id,
+                key,
+                f"{rows:,}",
+                f"{size:,}",
+                target.format.upper(),
+                target.datasource_id,
             )
             try:
                 upload = self.hook.upload_file(
@@ -359,7 +370,9 @@ class Uploader:
                 reason = "; ".join(messages) or "Allyy gave no reason"
                 problems.append(f"{key}: upload {data['upload_id']} failed: {reason}")
             else:
-                self.log.info("%s: upload %s finished, %s lines processed", key, data["upload_id"], data["processed_lines"])
+                self.log.info(
+                    "%s: upload %s finished, %s lines processed", key, data["upload_id"], data["processed_lines"]
+                )
         if event.get("status") != "done":
             problems.append(f"waiting for Allyy ended with {event.get('status')}: {event.get('message')}")
         for key in event.get("keys") or []:

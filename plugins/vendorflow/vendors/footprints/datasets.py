@@ -2,7 +2,7 @@
 
 Leads flatten their nested ``offer``, ``sku`` and ``consultant`` objects into
 columns, keep instants as UTC timestamps and pseudonymise e-mail and phone
-(SPEC section 2: ``user_email_hmac``, ``user_phone_hmac``); names and birthdays
+(``user_email_hmac``, ``user_phone_hmac``); names and birthdays
 are not kept. Every dataset checks its row count against the vendor's own total
 (``X-Records``, ``totalResults``) through the ``vendor_records`` parameter the
 extractor sets.
@@ -72,7 +72,13 @@ def extract_leads(ctx: ExtractContext) -> Iterator[Records]:
 LEADS = DatasetSpec(
     vendor="footprints",
     name="leads",
-    description="Leads created on the logical date (GET /api/lead, startDate = endDate = dt), nested objects flattened.",
+    notes=(
+        "leads created on `dt` (`startDate=endDate=dt`, UTC); nested `offer`, `sku`, `consultant` flattened "
+        "(`skuId`/`consultantId` accepted too); names and birthdays dropped"
+    ),
+    description=(
+        "Leads created on the logical date (GET /api/lead, startDate = endDate = dt), nested objects flattened."
+    ),
     columns=(
         Column("lead_id", "string", source="_id", required=True, nullable=False),
         Column("status", "string", required=True, nullable=False),
@@ -110,10 +116,24 @@ LEADS = DatasetSpec(
     key=("lead_id",),
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="status", value_set=LEAD_STATUSES),
-        Expect("ExpectColumnValuesToBeBetween", column="created_at", min_value=param("day_start"),
-               max_value=param("day_end"), strict_max=True),
-        *_ids("lead_id", "client_id", "location_id", "offer_id", "offer_category_id", "sku_id", "channel_id",
-              "consultant_id", "offline_campaign_id"),
+        Expect(
+            "ExpectColumnValuesToBeBetween",
+            column="created_at",
+            min_value=param("day_start"),
+            max_value=param("day_end"),
+            strict_max=True,
+        ),
+        *_ids(
+            "lead_id",
+            "client_id",
+            "location_id",
+            "offer_id",
+            "offer_category_id",
+            "sku_id",
+            "channel_id",
+            "consultant_id",
+            "offline_campaign_id",
+        ),
         *_non_negative("offer_price", "sku_price"),
         ROW_COUNT,
     ),
@@ -149,18 +169,32 @@ _BOOKKEEPING = ("__v", "timestamp", "image")
 
 
 def _snapshot(
-    name: str, path: str, description: str, columns: tuple[Column, ...], *expectations: Expect,
+    name: str,
+    path: str,
+    description: str,
+    columns: tuple[Column, ...],
+    *expectations: Expect,
     ignore: tuple[str, ...] = (),
+    notes: str = "",
 ) -> DatasetSpec:
     return DatasetSpec(
-        vendor="footprints", name=name, description=description, snapshot=True, columns=columns,
-        key=(columns[0].name,), expectations=(*_ids(columns[0].name), *expectations, ROW_COUNT),
-        extract=list_extractor(path), ignore_fields=(*_BOOKKEEPING, *ignore),
+        vendor="footprints",
+        name=name,
+        description=description,
+        notes=notes,
+        snapshot=True,
+        columns=columns,
+        key=(columns[0].name,),
+        expectations=(*_ids(columns[0].name), *expectations, ROW_COUNT),
+        extract=list_extractor(path),
+        ignore_fields=(*_BOOKKEEPING, *ignore),
     )
 
 
 OFFERS = _snapshot(
-    "offers", "/api/offer", "Every offer as listed that day (GET /api/offer).",
+    "offers",
+    "/api/offer",
+    "Every offer as listed that day (GET /api/offer).",
     (
         Column("offer_id", "string", source="_id", required=True, nullable=False),
         Column("name", "string"),
@@ -169,11 +203,15 @@ OFFERS = _snapshot(
         Column("offer_category_id", "string", source="offerCategory._id"),
         Column("offer_category_name", "string", source="offerCategory.name"),
     ),
-    *_non_negative("price"), *_ids("offer_category_id"),
+    *_non_negative("price"),
+    *_ids("offer_category_id"),
+    notes=("snapshot"),
 )
 
 SKUS = _snapshot(
-    "skus", "/api/sku", "Every SKU as listed that day (GET /api/sku).",
+    "skus",
+    "/api/sku",
+    "Every SKU as listed that day (GET /api/sku).",
     (
         Column("sku_id", "string", source="_id", required=True, nullable=False),
         Column("name", "string"),
@@ -183,19 +221,26 @@ SKUS = _snapshot(
         Column("offer_id", "string", source="offer._id"),
         Column("offer_name", "string", source="offer.name"),
     ),
-    *_non_negative("price", "quantity"), *_ids("offer_id"),
+    *_non_negative("price", "quantity"),
+    *_ids("offer_id"),
+    notes=("snapshot"),
 )
 
 CATALOGUES = _snapshot(
-    "catalogues", "/api/offerCategory", "Every catalogue (offer category) as listed that day (GET /api/offerCategory).",
+    "catalogues",
+    "/api/offerCategory",
+    "Every catalogue (offer category) as listed that day (GET /api/offerCategory).",
     (
         Column("catalogue_id", "string", source="_id", required=True, nullable=False),
         Column("name", "string"),
     ),
+    notes=("snapshot of `/api/offerCategory`"),
 )
 
 LOCATIONS = _snapshot(
-    "locations", "/api/location", "Every business location as listed that day (GET /api/location).",
+    "locations",
+    "/api/location",
+    "Every business location as listed that day (GET /api/location).",
     (
         Column("location_id", "string", source="_id", required=True, nullable=False),
         Column("name", "string"),
@@ -206,19 +251,25 @@ LOCATIONS = _snapshot(
         Column("created_at", "timestamp", source="createdAt"),
     ),
     *_ids("area_id"),
+    notes=("snapshot; `coords` as JSON text, `address` is the store's"),
 )
 
 CHANNELS = _snapshot(
-    "channels", "/api/channels", "Every lead channel as listed that day (GET /api/channels).",
+    "channels",
+    "/api/channels",
+    "Every lead channel as listed that day (GET /api/channels).",
     (
         Column("channel_id", "string", source="_id", required=True, nullable=False),
         Column("name", "string"),
         Column("media_type", "string", source="mediaType"),
     ),
+    notes=("snapshot"),
 )
 
 OFFLINE_CAMPAIGNS = _snapshot(
-    "offline_campaigns", "/api/offlineCampaign", "Every offline campaign as listed that day (GET /api/offlineCampaign).",
+    "offline_campaigns",
+    "/api/offlineCampaign",
+    "Every offline campaign as listed that day (GET /api/offlineCampaign).",
     (
         Column("offline_campaign_id", "string", source="_id", required=True, nullable=False),
         Column("location_id", "string", source="locationId"),
@@ -230,8 +281,10 @@ OFFLINE_CAMPAIGNS = _snapshot(
         Column("end_date", "timestamp", source="endDate"),
         Column("created_at", "timestamp", source="createdAt"),
     ),
-    *_ids("location_id"), *_non_negative("budget"),
+    *_ids("location_id"),
+    *_non_negative("budget"),
     ignore=("drawFrequency", "winningType"),
+    notes=("snapshot"),
 )
 
 
@@ -261,7 +314,10 @@ def extract_loyalty_codes(ctx: ExtractContext) -> Iterator[Records]:
 LOYALTY_CAMPAIGNS = DatasetSpec(
     vendor="footprints",
     name="loyalty_campaigns",
-    description="Every loyalty campaign as listed that day (GET /api/loyaltyCode/campaigns), active per /active-campaigns.",
+    notes=("snapshot of `/api/loyaltyCode/campaigns`; `active` = listed by `/active-campaigns`"),
+    description=(
+        "Every loyalty campaign as listed that day (GET /api/loyaltyCode/campaigns), active per /active-campaigns."
+    ),
     snapshot=True,
     columns=(
         Column("campaign_id", "string", source="_id", required=True, nullable=False),
@@ -281,22 +337,39 @@ LOYALTY_CAMPAIGNS = DatasetSpec(
     expectations=(
         *_ids("campaign_id", "location_id"),
         Expect("ExpectColumnValuesToBeUnique", column="internal_id"),
-        Expect("ExpectColumnPairValuesAToBeGreaterThanB", column_A="end_date", column_B="start_date", or_equal=True,
-               ignore_row_if="either_value_is_missing"),
+        Expect(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            column_A="end_date",
+            column_B="start_date",
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
         *_non_negative("budget"),
         ROW_COUNT,
     ),
     extract=extract_loyalty_campaigns,
     # The campaign's business plan (costs, retention, landing page): not what the codes are analysed by.
     ignore_fields=(
-        "__v", "timestamp", "image", "extraAllocations", "landingPageURL", "leads", "monthlySellingCost",
-        "monthlyServicingCost", "productionCost", "profitabilityTime", "retentionRate", "salesCost", "total",
+        "__v",
+        "timestamp",
+        "image",
+        "extraAllocations",
+        "landingPageURL",
+        "leads",
+        "monthlySellingCost",
+        "monthlyServicingCost",
+        "productionCost",
+        "profitabilityTime",
+        "retentionRate",
+        "salesCost",
+        "total",
     ),
 )
 
 LOYALTY_CODES = DatasetSpec(
     vendor="footprints",
     name="loyalty_codes",
+    notes=("snapshot of `POST /api/loyaltyCode/list`, all campaigns; key `(campaign_internal_id, code)`"),
     description="Every allocated, redeemed or blocked loyalty code, all campaigns (POST /api/loyaltyCode/list).",
     snapshot=True,
     columns=(

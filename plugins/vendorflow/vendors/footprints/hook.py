@@ -20,15 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from vendorflow.http.records import Records, joined
-from vendorflow.errors import VendorResponseError
 from vendorflow.hook import VendorHook
 from vendorflow.http.auth import OAuth2ClientCredentials, QueryTokenAuth
 from vendorflow.http.client import VendorClient
 from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, records_at
 from vendorflow.http.ratelimit import budget_key, shared_limiter
+from vendorflow.http.records import Records, joined
 
 GrantType = Literal["client_credentials", "pin", "password"]
 GRANT_TYPES: tuple[str, ...] = ("client_credentials", "pin", "password")
@@ -57,15 +56,13 @@ class FootprintsHook(VendorHook):
     conn_type = "footprints"
     hook_name = "Footprints for Retail"
     vendor_name = "Footprints"
-    default_requests_per_second = 20.0
-    default_page_size = 500
 
     # -- configuration ------------------------------------------------------------------
 
     @cached_property
     def grant(self) -> dict[str, str]:
         """The token request's form, checked against the chosen grant type."""
-        grant = self.extra_str("grant_type", "client_credentials") or "client_credentials"
+        grant = self.extra_str("grant_type") or "client_credentials"
         if grant not in GRANT_TYPES:
             raise self.config_error(f"extra 'grant_type' must be one of {', '.join(GRANT_TYPES)}, not {grant!r}")
         form = {"grant_type": grant}
@@ -81,7 +78,7 @@ class FootprintsHook(VendorHook):
 
     @property
     def page_size(self) -> int:
-        return self.extra_int("page_size", self.default_page_size)
+        return self.extra_int("page_size")
 
     def _credentials(self) -> tuple[str, str]:
         return self.secret("login", "Footprints API key"), self.secret("password", "Footprints API secret")
@@ -92,10 +89,15 @@ class FootprintsHook(VendorHook):
         key, secret = self._credentials()
         grant = self.grant
         base = self.base_url()
-        rps = self.extra_float("requests_per_second", self.default_requests_per_second) or self.default_requests_per_second
+        rps = self.extra_float("requests_per_second")
         who = "\0".join([base, key, grant["grant_type"], grant.get("pin", ""), grant.get("username", "")])
-        token = OAuth2ClientCredentials(budget_key("footprints-token", who), "/api/token", grant, basic=(key, secret),
-                                        label=f"grant {grant['grant_type']}")
+        token = OAuth2ClientCredentials(
+            budget_key("footprints-token", who),
+            "/api/token",
+            grant,
+            basic=(key, secret),
+            label=f"grant {grant['grant_type']}",
+        )
         return VendorClient(
             vendor=self.vendor_name,
             base_url=base,
@@ -164,11 +166,19 @@ class FootprintsHook(VendorHook):
         most ``concurrency`` wait in memory.
         """
         paginator = PageNumberPaginator(
-            size_param="pageSize", size=page_size or self.page_size, total_pages_header=TOTAL_PAGES,
-            total_records_header=TOTAL_RECORDS, records_decide=False,
+            size_param="pageSize",
+            size=page_size or self.page_size,
+            total_pages_header=TOTAL_PAGES,
+            total_records_header=TOTAL_RECORDS,
+            records_decide=False,
         )
-        return iterate_pages(self.client, "/api/lead", params={"startDate": _day(start), "endDate": _day(end)},
-                             paginator=paginator, concurrency=concurrency or self.concurrency)
+        return iterate_pages(
+            self.client,
+            "/api/lead",
+            params={"startDate": _day(start), "endDate": _day(end)},
+            paginator=paginator,
+            concurrency=concurrency or self.concurrency,
+        )
 
     def leads(self, start: date | str, end: date | str, **kwargs: Any) -> Records:
         """All leads of the window in one list (for small windows; DAGs stream :meth:`lead_pages`)."""
@@ -194,12 +204,21 @@ class FootprintsHook(VendorHook):
     def loyalty_campaigns(self) -> Records:
         return self._wrapped("/api/loyaltyCode/campaigns", "campaigns")
 
-    def loyalty_code_pages(self, *, campaign_internal_id: str | None = None, search_term: str | None = None) -> Iterator[Records]:
+    def loyalty_code_pages(
+        self, *, campaign_internal_id: str | None = None, search_term: str | None = None
+    ) -> Iterator[Records]:
         """Allocated, redeemed and blocked codes (``POST /api/loyaltyCode/list``), paged to ``totalResults``."""
         form = {k: v for k, v in (("campaignInternalId", campaign_internal_id), ("searchTerm", search_term)) if v}
         paginator = PageNumberPaginator(total_records_key="totalResults")
-        return iterate_pages(self.client, "/api/loyaltyCode/list", params=form, paginator=paginator,
-                             records_key="clients", method="POST", form=True)
+        return iterate_pages(
+            self.client,
+            "/api/loyaltyCode/list",
+            params=form,
+            paginator=paginator,
+            records_key="clients",
+            method="POST",
+            form=True,
+        )
 
     def loyalty_codes(self, **kwargs: Any) -> Records:
         return joined(self.loyalty_code_pages(**kwargs))

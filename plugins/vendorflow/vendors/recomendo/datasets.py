@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from vendorflow.vendors.recomendo.hook import RecomendoHook
 
 
-
-def quota_status(usages: list[dict[str, Any]], warning_share: float, monthly_quota: int | None = None) -> dict[str, Any]:
+def quota_status(
+    usages: list[dict[str, Any]], warning_share: float, monthly_quota: int | None = None
+) -> dict[str, Any]:
     """How much of the month's quota is left, from the report rows (the last row is the latest day).
 
     The report does not state the quota itself; it is the remaining quota plus
@@ -30,7 +31,12 @@ def quota_status(usages: list[dict[str, Any]], warning_share: float, monthly_quo
     """
     rows = [u for u in usages if isinstance(u, dict)]
     if not rows:
-        return {"remaining_quota": None, "monthly_quota": monthly_quota, "remaining_share": None, "quota_warning": False}
+        return {
+            "remaining_quota": None,
+            "monthly_quota": monthly_quota,
+            "remaining_share": None,
+            "quota_warning": False,
+        }
     latest = max(rows, key=lambda u: str(u.get("date")))
     remaining = int(latest.get("remainingQuota") or 0)
     total = monthly_quota or remaining + sum(int(u.get("userQuota") or 0) for u in rows)
@@ -55,7 +61,9 @@ def extract_usage(ctx: ExtractContext) -> Iterator[Records]:
     if status["quota_warning"]:
         ctx.log.warning(
             "Recomendo quota low: %s of %s requests left this month (%.1f%%, under the %.0f%% warning share)",
-            f"{status['remaining_quota']:,}", f"{status['monthly_quota']:,}", status["remaining_share"] * 100,
+            f"{status['remaining_quota']:,}",
+            f"{status['monthly_quota']:,}",
+            status["remaining_share"] * 100,
             status["quota_warning_share"] * 100,
         )
     else:
@@ -126,12 +134,30 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
 USAGE = DatasetSpec(
     vendor="recomendo",
     name="usage",
+    notes=(
+        "snapshot: the month's report (`GET /v1/usage`, from the 1st to the day it was read) as returned when the "
+        "run read it"
+    ),
     description="This month's daily usage report as returned on the run's day (GET /v1/usage).",
     snapshot=True,
     columns=(
         Column("date", "date", required=True, nullable=False),
-        Column("user_quota", "int64", source="userQuota", required=True, nullable=False, description="requests used that day"),
-        Column("remaining_quota", "int64", source="remainingQuota", required=True, nullable=False, description="left for the month after that day"),
+        Column(
+            "user_quota",
+            "int64",
+            source="userQuota",
+            required=True,
+            nullable=False,
+            description="requests used that day",
+        ),
+        Column(
+            "remaining_quota",
+            "int64",
+            source="remainingQuota",
+            required=True,
+            nullable=False,
+            description="left for the month after that day",
+        ),
         Column("usage_plan", "string", source="usagePlan"),
     ),
     key=("date",),
@@ -146,9 +172,22 @@ USAGE = DatasetSpec(
 EVENTS_SENT = DatasetSpec(
     vendor="recomendo",
     name="events_sent",
-    description="Every Recomendo event built from the footprints/leads partition dt: accepted (with its eventId), rejected or skipped.",
+    notes=(
+        "partition = the leads' `dt`; `status` `accepted` (with Recomendo's `event_id`), `rejected` (the vendor's "
+        "400 message) or `skipped` (the lead lacks an id)"
+    ),
+    description=(
+        "Every Recomendo event built from the footprints/leads partition dt: accepted (with its eventId), "
+        "rejected or skipped."
+    ),
     columns=(
-        Column("event_key", "string", required=True, nullable=False, description="lead id and event kind: the idempotency key"),
+        Column(
+            "event_key",
+            "string",
+            required=True,
+            nullable=False,
+            description="lead id and event kind: the idempotency key",
+        ),
         Column("lead_id", "string"),
         Column("client_id", "string"),
         Column("event", "string", nullable=False),
@@ -175,24 +214,41 @@ EVENTS_SENT = DatasetSpec(
 TRAINING_REQUESTS = DatasetSpec(
     vendor="recomendo",
     name="training_requests",
+    notes=(
+        "partition = the day the request was made; one row per asking run; rows sharing a `training_id` were "
+        "coalesced into one `/v1/train` call"
+    ),
     description="Every training request made on day dt (one row per asking run) and the /v1/train call it became.",
     columns=(
         Column("request_key", "string", required=True, nullable=False),
-        Column("training_id", "string", description="requests that share it were coalesced into one call; empty when skipped"),
+        Column(
+            "training_id",
+            "string",
+            description="requests that share it were coalesced into one call; empty when skipped",
+        ),
         Column("asked_at", "timestamp", nullable=False),
         Column("run_id", "string"),
         Column("leads_dts", "json"),
         Column("coalesced", "bool"),
-        Column("training_status", "string", nullable=False,
-               description="pending | sending | sent | failed | refused, or skipped (no event accepted since the last training)"),
+        Column(
+            "training_status",
+            "string",
+            nullable=False,
+            description=(
+                "pending | sending | sent | failed | refused, or skipped (no event accepted since the last training)"
+            ),
+        ),
         Column("due_at", "timestamp", description="when the 30-minute window allowed the call"),
         Column("sent_at", "timestamp", description="when /v1/train was called"),
         Column("answer", "string"),
     ),
     key=("request_key",),
     expectations=(
-        Expect("ExpectColumnValuesToBeInSet", column="training_status",
-               value_set=[*training.TRAINING_STATUSES, training.SKIPPED, "unknown"]),
+        Expect(
+            "ExpectColumnValuesToBeInSet",
+            column="training_status",
+            value_set=[*training.TRAINING_STATUSES, training.SKIPPED, "unknown"],
+        ),
     ),
     extract=extract_training_requests,
 )

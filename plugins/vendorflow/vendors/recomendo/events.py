@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 LEDGER = "recomendo_events"
 LEADS = "footprints/leads"
 DEFAULT_INTERACTION = "lead"
-# Lead columns that describe the customer without identifying them (SPEC section 3).
+# Lead columns that describe the customer without identifying them (no e-mail, phone or name).
 USER_PROPERTIES = ("location_id", "channel_id")
 
 # Statuses of an event entry: final ones are never sent again.
@@ -108,7 +108,9 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
     offer_id = _text(lead.get("offer_id"))
     when = event_time(lead.get("created_at") if lead.get("created_at") is not None else lead.get("updated_at"))
     base = EventKey(account, str(lead_id), "")
-    missing = [name for name, value in (("lead_id", lead_id), ("client_id", client_id), ("created_at", when)) if value is None]
+    missing = [
+        name for name, value in (("lead_id", lead_id), ("client_id", client_id), ("created_at", when)) if value is None
+    ]
     set_problem = f"lead has no {', '.join(missing)}" if missing else None
     interaction_problem = set_problem or (None if offer_id else "lead has no offer_id")
     properties = {name: value for name in USER_PROPERTIES if (value := _text(lead.get(name))) is not None}
@@ -116,13 +118,25 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
     if properties:
         set_event["properties"] = properties
     interaction_event = {
-        "event": interaction, "entityType": "user", "entityId": client_id,
-        "targetEntityType": "item", "targetEntityId": offer_id, "eventTime": when,
+        "event": interaction,
+        "entityType": "user",
+        "entityId": client_id,
+        "targetEntityType": "item",
+        "targetEntityId": offer_id,
+        "eventTime": when,
     }
     return [
-        PlannedEvent(base.kind_of("$set").text, lead_id, client_id, None if set_problem else set_event, set_problem, set_event),
-        PlannedEvent(base.kind_of(interaction).text, lead_id, client_id, None if interaction_problem else interaction_event,
-                     interaction_problem, interaction_event),
+        PlannedEvent(
+            base.kind_of("$set").text, lead_id, client_id, None if set_problem else set_event, set_problem, set_event
+        ),
+        PlannedEvent(
+            base.kind_of(interaction).text,
+            lead_id,
+            client_id,
+            None if interaction_problem else interaction_event,
+            interaction_problem,
+            interaction_event,
+        ),
     ]
 
 
@@ -136,7 +150,9 @@ def read_leads(root: str, dt: date) -> Iterator[dict[str, Any]]:
     lake = Lake(root)
     path = f"{lake.partition_path(LEADS, dt)}/{DATA_FILE}"
     if not lake.fs.exists(path):
-        raise ConfigError(f"{LEADS} has no published partition dt={dt} ({lake.url(path)}): run footprints_leads for that day first")
+        raise ConfigError(
+            f"{LEADS} has no published partition dt={dt} ({lake.url(path)}): run footprints_leads for that day first"
+        )
     wanted = ["lead_id", "client_id", "offer_id", "created_at", "updated_at", *USER_PROPERTIES]
     with lake.fs.open(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
@@ -152,7 +168,9 @@ def leads_dts(context: Mapping[str, Any], explicit: Any = None) -> list[date]:
     return asset_dts(context, LEADS, explicit)
 
 
-def claim_events(ledger: Ledger, planned: Sequence[PlannedEvent], run_id: str, now: float, timeout: float = 900.0) -> list[PlannedEvent]:
+def claim_events(
+    ledger: Ledger, planned: Sequence[PlannedEvent], run_id: str, now: float, timeout: float = 900.0
+) -> list[PlannedEvent]:
     """The events this run may send, claimed in one write transaction.
 
     Two runs fed the same partition (a rerun of Footprints while a run is still
@@ -236,14 +254,36 @@ class EventFeed:
         counts.already_sent = sum(1 for p in planned if p.key in done and known[p.key].status == ACCEPTED)
         todo = [p for p in planned if p.key not in done]
         skipped = [p for p in todo if p.event is None]
-        self.ledger.put_many((p.key, SKIPPED, {"dt": day.isoformat(), "lead_id": p.lead_id, "client_id": p.client_id,
-                                               "event": p.draft, "message": p.problem, "run_id": self.run_id, "sent_at": None})
-                             for p in skipped)
+        self.ledger.put_many(
+            (
+                p.key,
+                SKIPPED,
+                {
+                    "dt": day.isoformat(),
+                    "lead_id": p.lead_id,
+                    "client_id": p.client_id,
+                    "event": p.draft,
+                    "message": p.problem,
+                    "run_id": self.run_id,
+                    "sent_at": None,
+                },
+            )
+            for p in skipped
+        )
         counts.skipped = len(skipped)
-        sendable = claim_events(self.ledger, [p for p in todo if p.event is not None], self.run_id, time.time(), self.claim_timeout)
+        sendable = claim_events(
+            self.ledger, [p for p in todo if p.event is not None], self.run_id, time.time(), self.claim_timeout
+        )
         counts.in_flight_elsewhere = len(todo) - len(skipped) - len(sendable)
-        self.log.info("%s dt=%s: %d events to send, %d already sent, %d skipped, %d being sent by another run",
-                      LEADS, day, len(sendable), len(planned) - len(todo), len(skipped), counts.in_flight_elsewhere)
+        self.log.info(
+            "%s dt=%s: %d events to send, %d already sent, %d skipped, %d being sent by another run",
+            LEADS,
+            day,
+            len(sendable),
+            len(planned) - len(todo),
+            len(skipped),
+            counts.in_flight_elsewhere,
+        )
         progress = Progress(f"recomendo events dt={day}", log=self.log, unit="events", total=len(sendable))
         try:
             sent = self._send(sendable, day, progress)
@@ -270,17 +310,28 @@ class EventFeed:
             flushed = time.monotonic()
 
         try:
-            for outcome in self.hook.send_events((p.event for p in planned if p.event is not None)):
+            for outcome in self.hook.send_events(p.event for p in planned if p.event is not None):
                 if not (outcome.accepted or outcome.rejected):
                     continue  # failed or never sent: nothing to record, the retry sends it
                 p = by_key[id(outcome.event)]
                 status = ACCEPTED if outcome.accepted else REJECTED
                 counts[status] += 1
-                buffer.append((p.key, status, {
-                    "dt": day.isoformat(), "lead_id": p.lead_id, "client_id": p.client_id, "event": p.event,
-                    "event_id": outcome.event_id, "message": outcome.error, "run_id": self.run_id,
-                    "sent_at": datetime.now(timezone.utc).isoformat(),
-                }))
+                buffer.append(
+                    (
+                        p.key,
+                        status,
+                        {
+                            "dt": day.isoformat(),
+                            "lead_id": p.lead_id,
+                            "client_id": p.client_id,
+                            "event": p.event,
+                            "event_id": outcome.event_id,
+                            "message": outcome.error,
+                            "run_id": self.run_id,
+                            "sent_at": datetime.now(timezone.utc).isoformat(),
+                        },
+                    )
+                )
                 progress.advance(1)
                 if len(buffer) >= self.hook.concurrency or time.monotonic() - flushed > 0.5:
                     flush()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 from vendorflow.errors import VendorAPIError, VendorResponseError
 from vendorflow.hook import VendorHook
@@ -22,12 +22,12 @@ from vendorflow.http.auth import BearerAuth, JWTLogin, jwt_lifetime
 from vendorflow.http.client import VendorClient, decode_json
 from vendorflow.http.ratelimit import budget_key, shared_limiter
 from vendorflow.http.retry import RetryPolicy
+from vendorflow.vendors.recomendo.form import FORM
 
+# The production services: the connection form's defaults of the four URL extras.
 SERVICES: dict[str, str] = {
-    "auth_url": "https://auth.recomendo.ai",
-    "client_url": "https://client.recomendo.ai",
-    "events_url": "https://events.recomendo.ai",
-    "predictions_url": "https://predictions.recomendo.ai",
+    name: FORM["conn-fields"][name]["schema"]["default"]
+    for name in ("auth_url", "client_url", "events_url", "predictions_url")
 }
 DEFAULT_TOKEN_LIFETIME = 3600.0
 DEFAULT_TRAINING_INTERVAL = 1800.0
@@ -85,13 +85,11 @@ class RecomendoHook(VendorHook):
     conn_type = "recomendo"
     hook_name = "Recomendo"
     vendor_name = "Recomendo"
-    default_requests_per_second: ClassVar[float | None] = 20.0
-    default_concurrency = 8
 
     # -- configuration ------------------------------------------------------------------
 
     def service_url(self, name: str) -> str:
-        explicit = self.extra_str(name)
+        explicit = self.extra_str(name, None)  # the form's defaults are the production services
         if explicit:
             return self.base_url(explicit)
         if self.connection.host:
@@ -109,13 +107,13 @@ class RecomendoHook(VendorHook):
 
     @property
     def training_interval(self) -> float:
-        return float(self.extra_float("training_interval_seconds", DEFAULT_TRAINING_INTERVAL) or DEFAULT_TRAINING_INTERVAL)
+        return float(self.extra_float("training_interval_seconds") or DEFAULT_TRAINING_INTERVAL)
 
     @property
     def training_margin(self) -> float:
         value = self.extras.get("training_margin_seconds")
         if value in (None, ""):
-            return 5.0
+            return float(self.form_default("training_margin_seconds"))
         try:
             margin = float(value)
         except (TypeError, ValueError):
@@ -126,7 +124,7 @@ class RecomendoHook(VendorHook):
 
     @property
     def quota_warning_share(self) -> float:
-        share = self.extra_float("quota_warning_share", 0.1, minimum=-1e-12)
+        share = self.extra_float("quota_warning_share", minimum=-1e-12)
         if share is None or share > 1:
             raise self.config_error(f"extra 'quota_warning_share' must be between 0 and 1, not {share!r}")
         return share
@@ -135,7 +133,7 @@ class RecomendoHook(VendorHook):
 
     @property
     def token_leeway(self) -> float:
-        return self.extra_float("token_leeway_seconds", 100.0, minimum=-1e-12) or 0.0
+        return self.extra_float("token_leeway_seconds", minimum=-1e-12) or 0.0
 
     def token_source(self) -> JWTLogin:
         """``POST /v1/auth`` on ``auth_url`` with Basic ``client_id:secret``; the JWT is cached under the
@@ -143,17 +141,23 @@ class RecomendoHook(VendorHook):
         secret = self.secret("password", "Recomendo client secret")
         auth_url = self.service_url("auth_url")
         key = budget_key("auth", "\0".join([auth_url, self.client_id, secret]))
-        return JWTLogin(key, "/v1/auth", (self.client_id, secret), base_url=auth_url, early=self.token_leeway,
-                        default_lifetime=DEFAULT_TOKEN_LIFETIME)
+        return JWTLogin(
+            key,
+            "/v1/auth",
+            (self.client_id, secret),
+            base_url=auth_url,
+            early=self.token_leeway,
+            default_lifetime=DEFAULT_TOKEN_LIFETIME,
+        )
 
     def build_client(self) -> VendorClient:
         secret = self.secret("password", "Recomendo client secret")
-        rps = self.extra_float("requests_per_second", self.default_requests_per_second)
+        rps = self.extra_float("requests_per_second")
         return VendorClient(
             vendor=self.vendor_name,
             base_url=self.service_url("client_url"),
             auth=BearerAuth(self.token_source()),
-            limiter=shared_limiter("recomendo", f"{self.service_url('client_url')}\0{self.client_id}", rps or 20.0),
+            limiter=shared_limiter("recomendo", f"{self.service_url('client_url')}\0{self.client_id}", rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
             request_deadline=self.request_deadline(),
@@ -170,7 +174,9 @@ class RecomendoHook(VendorHook):
 
     def _payload(self, body: Any, endpoint: str) -> Any:
         if not isinstance(body, dict) or body.get("success") is False:
-            raise VendorResponseError(self.vendor_name, endpoint, f"expected {{'success': true, 'payload': ...}}, got {str(body)[:200]!r}")
+            raise VendorResponseError(
+                self.vendor_name, endpoint, f"expected {{'success': true, 'payload': ...}}, got {str(body)[:200]!r}"
+            )
         return body.get("payload")
 
     # -- endpoints ----------------------------------------------------------------------
@@ -187,11 +193,16 @@ class RecomendoHook(VendorHook):
         body = self._json("POST", "/v1/events.json", "events_url", dict(event))
         event_id = body.get("eventId") if isinstance(body, dict) else None
         if not isinstance(event_id, str) or not event_id:
-            raise VendorResponseError(self.vendor_name, "POST /v1/events.json", f"no eventId in the answer: {str(body)[:200]!r}")
+            raise VendorResponseError(
+                self.vendor_name, "POST /v1/events.json", f"no eventId in the answer: {str(body)[:200]!r}"
+            )
         return event_id
 
     def send_events(
-        self, events: Iterable[Mapping[str, Any]], *, concurrency: int | None = None,
+        self,
+        events: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
         on_outcome: Callable[[EventOutcome], None] | None = None,
     ) -> Iterator[EventOutcome]:
         """Send each event in its own request, up to ``concurrency`` at once under the shared budget.
@@ -235,10 +246,12 @@ class RecomendoHook(VendorHook):
     def train(self) -> dict[str, Any]:
         """``POST /v1/train``, sent once: never retried, since a retry could be a second training
         inside the 30-minute window. A 429 raises :class:`TrainingRefused`. Call it only through
-        :mod:`vendorflow.recomendo_training`'s guard."""
+        :class:`~vendorflow.vendors.recomendo.training.TrainingGuard`."""
         endpoint = "POST /v1/train"
         try:
-            response = self.client.request("POST", "/v1/train", base_url=self.service_url("client_url"), retry=RetryPolicy(attempts=1))
+            response = self.client.request(
+                "POST", "/v1/train", base_url=self.service_url("client_url"), retry=RetryPolicy(attempts=1)
+            )
         except VendorAPIError as exc:
             if exc.status == 429:
                 raise TrainingRefused(endpoint, exc.vendor_message, None) from None
@@ -259,7 +272,8 @@ class RecomendoHook(VendorHook):
         usage = self.usage()
         rows = usage.get("usages") or []
         remaining = rows[-1].get("remainingQuota") if rows and isinstance(rows[-1], dict) else "?"
-        return f"Connected to Recomendo as client {self.client_id}: plan {usage.get('usagePlan', '?')}, {remaining} of this month's quota left"
+        plan = usage.get("usagePlan", "?")
+        return f"Connected to Recomendo as client {self.client_id}: plan {plan}, {remaining} of this month's quota left"
 
 
 HOOK = RecomendoHook

@@ -43,11 +43,23 @@ class RecomendoEventsOperator(BaseOperator):
     template_fields = ("conn_id", "dt", "interaction_event")
     ui_color = "#f3e8f4"
 
-    def __init__(self, *, conn_id: str | None = None, dt: Any = None, interaction_event: str = DEFAULT_INTERACTION,
-                 claim_timeout: float = 900.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        dt: Any = None,
+        interaction_event: str = DEFAULT_INTERACTION,
+        claim_timeout: float = 900.0,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("outlets", [asset(EVENTS_SENT)])
         super().__init__(**kwargs)
-        self.conn_id, self.dt, self.interaction_event, self.claim_timeout = conn_id, dt, interaction_event, claim_timeout
+        self.conn_id, self.dt, self.interaction_event, self.claim_timeout = (
+            conn_id,
+            dt,
+            interaction_event,
+            claim_timeout,
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow import settings
@@ -56,7 +68,9 @@ class RecomendoEventsOperator(BaseOperator):
         from vendorflow.vendors.recomendo.events import LEDGER, EventFeed, FeedCounts, leads_dts, read_leads
 
         hook = _hook(self.conn_id)
-        feed = EventFeed(hook, Ledger(LEDGER), str(context.get("run_id")), self.log, self.interaction_event, self.claim_timeout)
+        feed = EventFeed(
+            hook, Ledger(LEDGER), str(context.get("run_id")), self.log, self.interaction_event, self.claim_timeout
+        )
         days = leads_dts(context, self.dt)
         totals = FeedCounts()
         for day in days:
@@ -64,7 +78,9 @@ class RecomendoEventsOperator(BaseOperator):
         published = republish(EVENTS_SENT, days, hook, context, self.log)
         summary = {"dts": [d.isoformat() for d in days], **vars(totals), "partitions": [p["path"] for p in published]}
         if totals.rejected:
-            self.log.warning("%d events were rejected by Recomendo (see %s, status 'rejected')", totals.rejected, EVENTS_SENT)
+            self.log.warning(
+                "%d events were rejected by Recomendo (see %s, status 'rejected')", totals.rejected, EVENTS_SENT
+            )
         self.log.info("recomendo events: %s", summary)
         return summary
 
@@ -96,7 +112,10 @@ class RecomendoTrainingOperator(BaseOperator):
 
         hook, guard = self._guard()
         new_data = latest_accepted_event_at(Ledger(events.LEDGER), hook.account_key, guard.covered_until()) is not None
-        info = {"run_id": str(context.get("run_id")), "dts": [d.isoformat() for d in events.leads_dts(context, self.dt)]}
+        info = {
+            "run_id": str(context.get("run_id")),
+            "dts": [d.isoformat() for d in events.leads_dts(context, self.dt)],
+        }
         return self._act(context, hook, guard, guard.request(run_key(context), info, new_data=new_data))
 
     def execute_complete(self, context: Any, event: Any = None, training_id: str | None = None) -> dict[str, Any]:
@@ -128,8 +147,11 @@ class RecomendoTrainingOperator(BaseOperator):
 
             assert decision.due_at is not None
             self.log.info("Training %s %s; deferring", decision.training_id, decision.message)
-            self.defer(trigger=DateTimeTrigger(moment=datetime.fromtimestamp(decision.due_at, timezone.utc)),
-                       method_name="execute_complete", kwargs={"training_id": decision.training_id})
+            self.defer(
+                trigger=DateTimeTrigger(moment=datetime.fromtimestamp(decision.due_at, timezone.utc)),
+                method_name="execute_complete",
+                kwargs={"training_id": decision.training_id},
+            )
         self.log.info("%s", decision.message)
         return {"action": decision.action, "training_id": decision.training_id, "message": decision.message}
 

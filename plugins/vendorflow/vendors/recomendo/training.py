@@ -65,11 +65,11 @@ class TrainingKeys:
     @staticmethod
     def account_of_state(key: str) -> str | None:
         """The account whose window ``key`` holds, or ``None`` when it is another kind of entry."""
-        return key[len(TrainingKeys._STATE):] if key.startswith(TrainingKeys._STATE) else None
+        return key[len(TrainingKeys._STATE) :] if key.startswith(TrainingKeys._STATE) else None
 
     @staticmethod
     def training_id(key: str) -> str | None:
-        return key[len(TrainingKeys._TRAINING):] if key.startswith(TrainingKeys._TRAINING) else None
+        return key[len(TrainingKeys._TRAINING) :] if key.startswith(TrainingKeys._TRAINING) else None
 
     @staticmethod
     def is_ask(key: str) -> bool:
@@ -164,17 +164,35 @@ class TrainingGuard:
                 if training is not None and training.status == PENDING:
                     return self._claim(tx, state, training_id, now)
                 if training is not None and training.status in (SENT, SENDING):
-                    return Decision("done", training_id, message=f"training {training_id} was {training.status} at {_iso(training.data.get('call_at'))}")
+                    return Decision(
+                        "done",
+                        training_id,
+                        message=f"training {training_id} was {training.status} at {_iso(training.data.get('call_at'))}",
+                    )
                 # failed and nobody re-queued it: ask again below
             pending_id = state.get("pending")
             if pending_id is None:
                 if not new_data and ask is None:  # a run whose training failed asks again whatever came since
                     message = f"no event accepted since the last accepted training ({_iso(state.get('covered_until'))})"
-                    tx.put(self.ask_entry(ask_key), SKIPPED, {**dict(info or {}), "ask_key": ask_key, "asked_at": now, "training_id": None, "message": message})
+                    tx.put(
+                        self.ask_entry(ask_key),
+                        SKIPPED,
+                        {
+                            **dict(info or {}),
+                            "ask_key": ask_key,
+                            "asked_at": now,
+                            "training_id": None,
+                            "message": message,
+                        },
+                    )
                     return Decision("skip", message=message)
                 pending_id = uuid.uuid4().hex[:16]
                 due = max(now, self.earliest(state))
-                tx.put(TrainingKeys.training(pending_id), PENDING, {"created_at": now, "due_at": due, "first_ask": ask_key, "asks": 0})
+                tx.put(
+                    TrainingKeys.training(pending_id),
+                    PENDING,
+                    {"created_at": now, "due_at": due, "first_ask": ask_key, "asks": 0},
+                )
                 state["pending"] = pending_id
                 tx.put(self.state_key, "ok", state)
             training = tx.get(TrainingKeys.training(pending_id))
@@ -182,7 +200,11 @@ class TrainingGuard:
             data = dict(training.data)
             data["asks"] = int(data.get("asks", 0)) + 1
             tx.put(training.key, training.status, data)
-            tx.put(self.ask_entry(ask_key), ASKED, {**dict(info or {}), "ask_key": ask_key, "asked_at": now, "training_id": pending_id})
+            tx.put(
+                self.ask_entry(ask_key),
+                ASKED,
+                {**dict(info or {}), "ask_key": ask_key, "asked_at": now, "training_id": pending_id},
+            )
             return self._claim(tx, state, pending_id, now)
 
     def claim(self, training_id: str) -> Decision:
@@ -196,12 +218,21 @@ class TrainingGuard:
         if training is None:
             return Decision("skip", training_id, message=f"training {training_id} is unknown")
         if training.status != PENDING:
-            return Decision("done", training_id, message=f"training {training_id} was {training.status} at {_iso(training.data.get('call_at'))}")
+            return Decision(
+                "done",
+                training_id,
+                message=f"training {training_id} was {training.status} at {_iso(training.data.get('call_at'))}",
+            )
         due = max(float(training.data.get("due_at", now)), self.earliest(state))
         if now < due:
             if due != training.data.get("due_at"):
                 tx.put(training.key, PENDING, {**training.data, "due_at": due})
-            return Decision("wait", training_id, due_at=due, message=f"postponed to {_iso(due)} (last call {_iso(state.get('last_call_at'))})")
+            return Decision(
+                "wait",
+                training_id,
+                due_at=due,
+                message=f"postponed to {_iso(due)} (last call {_iso(state.get('last_call_at'))})",
+            )
         # The call is recorded before it is made: whatever happens next, the window starts now.
         tx.put(training.key, SENDING, {**training.data, "call_at": now})
         state.update(last_call_at=now, pending=None)
@@ -225,17 +256,27 @@ class TrainingGuard:
         now = self.clock()
         with self.ledger.exclusive() as tx:
             state = self._state(tx)
-            state["last_call_at"] = max(float(state.get("last_call_at") or 0), now - self.interval + (retry_after or self.interval))
+            state["last_call_at"] = max(
+                float(state.get("last_call_at") or 0), now - self.interval + (retry_after or self.interval)
+            )
             training = tx.get(TrainingKeys.training(training_id))
             data = dict(training.data) if training else {}
             pending = state.get("pending")
             if pending and pending != training_id:
-                tx.put(TrainingKeys.training(training_id), REFUSED, {**data, "message": message[:500], "merged_into": pending})
+                tx.put(
+                    TrainingKeys.training(training_id),
+                    REFUSED,
+                    {**data, "message": message[:500], "merged_into": pending},
+                )
                 tx.put(self.state_key, "ok", state)
                 return self._claim(tx, state, pending, now)
             state["pending"] = training_id
             tx.put(self.state_key, "ok", state)
-            tx.put(TrainingKeys.training(training_id), PENDING, {**data, "refused": message[:500], "due_at": self.earliest(state)})
+            tx.put(
+                TrainingKeys.training(training_id),
+                PENDING,
+                {**data, "refused": message[:500], "due_at": self.earliest(state)},
+            )
             return self._claim(tx, state, training_id, now)
 
 
@@ -269,7 +310,9 @@ def carry_out(guard: TrainingGuard, hook: RecomendoHook, decision: Decision, log
             guard.finish(decision.training_id, FAILED, str(exc))
             raise
         guard.finish(decision.training_id, SENT, str(answer.get("messageCode", "ok")))
-        decision = Decision("done", decision.training_id, message=f"training {decision.training_id} sent: {answer.get('messageCode')}")
+        decision = Decision(
+            "done", decision.training_id, message=f"training {decision.training_id} sent: {answer.get('messageCode')}"
+        )
     return decision
 
 
@@ -281,6 +324,9 @@ def asked_days(guard: TrainingGuard, ask_key: str) -> set[date]:
         return set()
     days = {datetime.fromtimestamp(float(mine.data["asked_at"]), timezone.utc).date()}
     if mine.data.get("training_id"):
-        days |= {datetime.fromtimestamp(float(a.data["asked_at"]), timezone.utc).date()
-                 for a in guard.ledger.with_status(ASKED) if a.data.get("training_id") == mine.data["training_id"]}
+        days |= {
+            datetime.fromtimestamp(float(a.data["asked_at"]), timezone.utc).date()
+            for a in guard.ledger.with_status(ASKED)
+            if a.data.get("training_id") == mine.data["training_id"]
+        }
     return days

@@ -20,7 +20,7 @@ def extract_campaigns(ctx: ExtractContext) -> Iterator[Records]:
 
 
 def extract_campaign_statistics(ctx: ExtractContext) -> Iterator[Records]:
-    # The SPEC's inclusive window: filter[dateFrom] = filter[dateTo] = the logical date.
+    # An inclusive window: filter[dateFrom] = filter[dateTo] = the logical date.
     yield _hook(ctx).campaign_statistics(ctx.dt, ctx.dt)
 
 
@@ -69,6 +69,7 @@ def _statistics_expectations() -> tuple[Expect, ...]:
 CAMPAIGNS = DatasetSpec(
     vendor="recreativ",
     name="campaigns",
+    notes=("snapshot of the campaign list"),
     description="Every campaign of the account as listed that day (GET /advertiser/campaigns).",
     snapshot=True,
     columns=(
@@ -90,6 +91,7 @@ CAMPAIGNS = DatasetSpec(
 CAMPAIGN_STATISTICS = DatasetSpec(
     vendor="recreativ",
     name="campaign_statistics",
+    notes=("`filter[dateFrom]=filter[dateTo]=dt`"),
     description="Views, clicks and spend per campaign on the logical date (scope=campaigns).",
     columns=(Column("campaign_id", "int64", source="campaignId", required=True, nullable=False), *_MEASURES),
     key=("campaign_id", "date"),
@@ -100,6 +102,10 @@ CAMPAIGN_STATISTICS = DatasetSpec(
 OFFER_STATISTICS = DatasetSpec(
     vendor="recreativ",
     name="offer_statistics",
+    notes=(
+        "one request per campaign (`filter[campaignId]` needs `filter[date]`), run as fast as the 5 requests/s "
+        "budget allows"
+    ),
     description="Views, clicks and spend per ad (teaser) on the logical date, one request per campaign (scope=offers).",
     columns=(
         Column("offer_id", "int64", source="offerId", required=True, nullable=False),

@@ -17,7 +17,10 @@ FORM: dict[str, Any] = {
     },
     "conn-fields": {
         "requests_per_second": number(
-            "Requests per second", "Recreativ's limit per Auth-Token, shared by every task and worker.", default=5, minimum=0
+            "Requests per second",
+            "Recreativ's limit per Auth-Token, shared by every task and worker.",
+            default=5,
+            minimum=0,
         ),
         **COMMON_FIELDS,
     },

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from vendorflow.http.records import Records, joined
 from vendorflow.hook import VendorHook
 from vendorflow.http.auth import StaticHeaderAuth
 from vendorflow.http.client import VendorClient
 from vendorflow.http.paginate import PageNumberPaginator, iterate_pages, records_at
 from vendorflow.http.ratelimit import shared_limiter
-
+from vendorflow.http.records import Records, joined
 
 PAGE_COUNT_HEADER = "X-Pagination-Page-Count"
 
@@ -32,7 +31,7 @@ class RecreativHook(VendorHook):
     Connection: ``host`` the API root (``https://recreativ.com/api``),
     ``password`` the Auth-Token; extras ``requests_per_second`` (5) and the
     common ones (``concurrency`` for the per-campaign statistics fan-out). The
-    connection form is declared in :mod:`vendorflow.provider`.
+    connection form is :mod:`vendorflow.vendors.recreativ.form`.
     """
 
     conn_name_attr = "recreativ_conn_id"
@@ -41,16 +40,15 @@ class RecreativHook(VendorHook):
     hook_name = "Recreativ"
     vendor_name = "Recreativ"
     default_host = "https://recreativ.com/api"
-    default_requests_per_second = 5.0
 
     def build_client(self) -> VendorClient:
         token = self.secret("password", "Recreativ Auth-Token")
-        rps = self.extra_float("requests_per_second", self.default_requests_per_second)
+        rps = self.extra_float("requests_per_second")
         return VendorClient(
             vendor=self.vendor_name,
             base_url=self.base_url(),
             auth=StaticHeaderAuth("Auth-Token", token),
-            limiter=shared_limiter("recreativ", token, rps or 5.0),
+            limiter=shared_limiter("recreativ", token, rps),
             retry=self.retry_policy(),
             timeout=self.timeout(),
             request_deadline=self.request_deadline(),
@@ -65,7 +63,9 @@ class RecreativHook(VendorHook):
         """A list endpoint's records. The docs describe no paging, but Recreativ is a Yii2 API: if an
         answer carries Yii2's ``X-Pagination-Page-Count``, the remaining pages are fetched too, so a
         paged deployment cannot silently cut a list short."""
-        paginator = PageNumberPaginator(total_pages_header=PAGE_COUNT_HEADER, one_page_without_count=True, first_page_param=False)
+        paginator = PageNumberPaginator(
+            total_pages_header=PAGE_COUNT_HEADER, one_page_without_count=True, first_page_param=False
+        )
         return joined(iterate_pages(self.client, path, params=params, paginator=paginator))
 
     def _object(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -122,7 +122,11 @@ class RecreativHook(VendorHook):
         self, date_from: date | str, date_to: date | str, *, ids: Iterable[int] | None = None
     ) -> Records:
         """Per campaign and day, ``date_from`` to ``date_to`` inclusive."""
-        params: dict[str, Any] = {"scope": "campaigns", "filter[dateFrom]": _day(date_from), "filter[dateTo]": _day(date_to)}
+        params: dict[str, Any] = {
+            "scope": "campaigns",
+            "filter[dateFrom]": _day(date_from),
+            "filter[dateTo]": _day(date_to),
+        }
         if ids:
             params["filter[id]"] = ",".join(str(int(i)) for i in ids)
         return self._list("/advertiser/statistics", params)

@@ -5,8 +5,6 @@ a row count that disagrees with the vendor's total). Pure pieces: no sandbox, no
 from __future__ import annotations
 
 import copy
-import threading
-import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -15,13 +13,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from vendorflow.vendors.footprints.datasets import LEADS, extract_leads
 from vendorflow.datasets.spec import ExtractContext, Records
-from vendorflow.http.paginate import Page, PageNumberPaginator, walk_pages
 from vendorflow.pipeline.convert import BatchBuilder
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.validate import validate_table
 from vendorflow.progress import Progress
+from vendorflow.vendors.footprints.datasets import LEADS, extract_leads
 
 DAY = date(2024, 3, 2)
 KEY = b"unit-key"
@@ -29,15 +26,28 @@ KEY = b"unit-key"
 
 def lead(n: int, **changes: Any) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "_id": f"65e26c255534cc3713{n:06x}", "status": "lead", "createdAt": f"2024-03-02T{n % 24:02d}:00:37.143Z",
-        "updatedAt": "2024-03-06T04:12:37.143Z", "timestampStatusChange": "2024-03-02T06:36:37.143Z",
-        "clientId": "5b31f280aa519ed89984dfd9", "locationId": "5b31f28069f01ab0c9cd8a24", "offerId": "5b31f280cea77838e9621dfa",
+        "_id": f"65e26c255534cc3713{n:06x}",
+        "status": "lead",
+        "createdAt": f"2024-03-02T{n % 24:02d}:00:37.143Z",
+        "updatedAt": "2024-03-06T04:12:37.143Z",
+        "timestampStatusChange": "2024-03-02T06:36:37.143Z",
+        "clientId": "5b31f280aa519ed89984dfd9",
+        "locationId": "5b31f28069f01ab0c9cd8a24",
+        "offerId": "5b31f280cea77838e9621dfa",
         "offer": {"_id": "5b31f280cea77838e9621dfa", "name": "Offer 24", "price": 16.47},
-        "offerCategoryId": "5b31f28096c5e862e76cea96", "offerCategory": "Catalogue 6",
-        "sku": {"_id": "5b31f2803b5180d97af2e1b5", "name": "SKU 80", "price": "3598"}, "skuExternalId": "SK5079",
+        "offerCategoryId": "5b31f28096c5e862e76cea96",
+        "offerCategory": "Catalogue 6",
+        "sku": {"_id": "5b31f2803b5180d97af2e1b5", "name": "SKU 80", "price": "3598"},
+        "skuExternalId": "SK5079",
         "consultant": {"_id": "5b31f280e9b1b2728ba34353", "name": "Andrei Rusu"},
-        "userEmail": " Client1@Example.COM ", "userPhone": "+40 700 000 123", "userFirstName": "Ana", "userBirthday": "Fri Oct 21 1960",
-        "userIncome": "", "agreeTandc": True, "isAdult": "true", "deviceType": "mobile",
+        "userEmail": " Client1@Example.COM ",
+        "userPhone": "+40 700 000 123",
+        "userFirstName": "Ana",
+        "userBirthday": "Fri Oct 21 1960",
+        "userIncome": "",
+        "agreeTandc": True,
+        "isAdult": "true",
+        "deviceType": "mobile",
     }
     record.update(changes)
     return record
@@ -68,7 +78,9 @@ def test_update_lead_style_ids_fill_the_nested_columns() -> None:
     record = lead(2)
     del record["sku"], record["consultant"]
     record.update(skuId="5e6b7be8576e5213f065b23c", consultantId="59f8530f0e124a7c9247c0e7")
-    ctx = ExtractContext(hook=_FakeHook([Records([record], "GET /api/lead?page=1")]), dt=DAY, inputs={}, progress=Progress("t"))
+    ctx = ExtractContext(
+        hook=_FakeHook([Records([record], "GET /api/lead?page=1")]), dt=DAY, inputs={}, progress=Progress("t")
+    )
     page = next(iter(extract_leads(ctx)))
     row = build(list(page)).to_pylist()[0]
     assert row["sku_id"] == "5e6b7be8576e5213f065b23c" and row["consultant_id"] == "59f8530f0e124a7c9247c0e7"
@@ -84,9 +96,15 @@ class _FakeHook:
 
 
 def validate(table: pa.Table, tmp_path: Path, vendor_records: int | None = None) -> list[str]:
-    parameters = {"dt": DAY.isoformat(), "day_start": "2024-03-02T00:00:00+00:00", "day_end": "2024-03-03T00:00:00+00:00",
-                  "vendor_records": table.num_rows if vendor_records is None else vendor_records}
-    outcome = validate_table(LEADS, table, facts=parameters, batch_name="unit", run_name="unit", gx_root=tmp_path / "gx")
+    parameters = {
+        "dt": DAY.isoformat(),
+        "day_start": "2024-03-02T00:00:00+00:00",
+        "day_end": "2024-03-03T00:00:00+00:00",
+        "vendor_records": table.num_rows if vendor_records is None else vendor_records,
+    }
+    outcome = validate_table(
+        LEADS, table, facts=parameters, batch_name="unit", run_name="unit", gx_root=tmp_path / "gx"
+    )
     return outcome.failures
 
 
@@ -94,13 +112,28 @@ GOOD = [lead(n) for n in range(1, 6)]
 # Each real-life fault, one record each, and the expectation that must catch it.
 FAULTS = [
     ("duplicate id across pages", copy.deepcopy(GOOD[0]), "expect_column_values_to_be_unique(column='lead_id')"),
-    ("a lead of the day before", lead(7, createdAt="2024-03-01T23:59:59.999Z"), "expect_column_values_to_be_between(column='created_at'"),
-    ("a lead of the next day", lead(8, createdAt="2024-03-03T00:00:00.000Z"), "expect_column_values_to_be_between(column='created_at'"),
+    (
+        "a lead of the day before",
+        lead(7, createdAt="2024-03-01T23:59:59.999Z"),
+        "expect_column_values_to_be_between(column='created_at'",
+    ),
+    (
+        "a lead of the next day",
+        lead(8, createdAt="2024-03-03T00:00:00.000Z"),
+        "expect_column_values_to_be_between(column='created_at'",
+    ),
     ("unknown status", lead(9, status="won"), "expect_column_values_to_be_in_set(column='status'"),
     ("malformed lead id", lead(10, _id="undefined"), "expect_column_values_to_match_regex(column='lead_id'"),
-    ("malformed offer id", lead(11, offerId="5b31f280cea77838e9621dfa "), "expect_column_values_to_match_regex(column='offer_id'"),
-    ("negative price", lead(12, offer={"_id": "5b31f280cea77838e9621dfa", "name": "x", "price": -1}),
-     "expect_column_values_to_be_between(column='offer_price'"),
+    (
+        "malformed offer id",
+        lead(11, offerId="5b31f280cea77838e9621dfa "),
+        "expect_column_values_to_match_regex(column='offer_id'",
+    ),
+    (
+        "negative price",
+        lead(12, offer={"_id": "5b31f280cea77838e9621dfa", "name": "x", "price": -1}),
+        "expect_column_values_to_be_between(column='offer_price'",
+    ),
 ]
 
 
@@ -120,63 +153,6 @@ def test_each_real_life_fault_fails_its_expectation(tmp_path: Path) -> None:
     assert "2 unexpected values" in between  # the day before and the next day, the day's bounds exclusive at midnight
 
 
-class _Headers:
-    def __init__(self, headers: dict[str, str]) -> None:
-        self.headers = headers
-
-
-def numbered_pages(fetch: Any, *, stop: int | None, concurrency: int) -> Any:
-    """Pages 1, 2, ... through the one paging loop, with ``stop`` announced as the page count."""
-
-    def page(query: dict[str, Any]) -> Page:
-        records = fetch(query["page"])
-        headers = {"X-Total-Pages": str(stop)} if stop is not None else {}
-        return Page(list(records), records, _Headers(headers), records.source)  # type: ignore[arg-type]
-
-    paginator = PageNumberPaginator(total_pages_header="X-Total-Pages")
-    return walk_pages(page, paginator, vendor="Footprints", concurrency=concurrency)
-
-
-def test_numbered_pages_stop_at_the_first_empty_page_and_keep_order() -> None:
-    fetched: list[int] = []
-    lock = threading.Lock()
-
-    def fetch(n: int) -> Records:
-        time.sleep(0.01 * (n % 3))  # answers arrive out of order
-        with lock:
-            fetched.append(n)
-        return Records([{"n": n}] * (2 if n < 10 else 0), f"page {n}", number=n)
-
-    pages = list(numbered_pages(fetch, stop=None, concurrency=4))
-    assert [p.number for p in pages] == list(range(1, 10))  # the empty page 10 ends it
-    assert max(fetched) <= 10 + 3  # at most a window past the first empty page
-    fetched.clear()
-    assert [p.number for p in numbered_pages(fetch, stop=5, concurrency=3)] == [1, 2, 3, 4, 5]
-    assert sorted(fetched) == [1, 2, 3, 4, 5]
-
-
-def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
-    in_flight = 0
-    most = 0
-    lock = threading.Lock()
-
-    def fetch(n: int) -> Records:
-        nonlocal in_flight, most
-        with lock:
-            in_flight += 1
-            most = max(most, in_flight)
-        time.sleep(0.005)
-        with lock:
-            in_flight -= 1
-        return Records([{"n": n}], "x", number=n)
-
-    consumed = 0
-    for _ in numbered_pages(fetch, stop=60, concurrency=5):
-        consumed += 1
-        time.sleep(0.002)  # a slow consumer (the Parquet writer) does not let pages pile up
-    assert consumed == 60 and most <= 5
-
-
 @pytest.mark.parametrize("chunk_rows", [4])
 def test_a_big_day_validated_in_chunks_gets_the_same_verdict_as_whole(tmp_path: Path, chunk_rows: int) -> None:
     import pyarrow.parquet as pq
@@ -186,21 +162,44 @@ def test_a_big_day_validated_in_chunks_gets_the_same_verdict_as_whole(tmp_path: 
     records = GOOD + [record for _, record, _ in FAULTS] + [copy.deepcopy(GOOD[1])]  # a second duplicate pair
     staged = tmp_path / "staged.parquet"
     pq.write_table(build(records), staged, row_group_size=4)
-    parameters = {"dt": DAY.isoformat(), "day_start": "2024-03-02T00:00:00+00:00", "day_end": "2024-03-03T00:00:00+00:00",
-                  "vendor_records": len(records) + 1}
-    whole = validate_parquet(LEADS, staged, facts=parameters, batch_name="w", run_name="whole", gx_root=tmp_path / "gx",
-                             chunk_rows=10_000)
-    parts = validate_parquet(LEADS, staged, facts=parameters, batch_name="c", run_name="chunks", gx_root=tmp_path / "gx",
-                             chunk_rows=chunk_rows)
-    assert "chunked" not in whole.result and parts.result["chunked"]["parts"][-1]["part"] == -(-len(records) // chunk_rows)
+    parameters = {
+        "dt": DAY.isoformat(),
+        "day_start": "2024-03-02T00:00:00+00:00",
+        "day_end": "2024-03-03T00:00:00+00:00",
+        "vendor_records": len(records) + 1,
+    }
+    whole = validate_parquet(
+        LEADS, staged, facts=parameters, batch_name="w", run_name="whole", gx_root=tmp_path / "gx", chunk_rows=10_000
+    )
+    parts = validate_parquet(
+        LEADS,
+        staged,
+        facts=parameters,
+        batch_name="c",
+        run_name="chunks",
+        gx_root=tmp_path / "gx",
+        chunk_rows=chunk_rows,
+    )
+    assert "chunked" not in whole.result and parts.result["chunked"]["parts"][-1]["part"] == -(
+        -len(records) // chunk_rows
+    )
     assert not whole.success and not parts.success and parts.evaluated == whole.evaluated
 
-    def counts(failures: list[str]) -> dict[str, str]:  # expectation -> its count or observed value (samples may differ)
+    def counts(
+        failures: list[str],
+    ) -> dict[str, str]:  # expectation -> its count or observed value (samples may differ)
         return {f.split("): ", 1)[0]: f.split("): ", 1)[1].split(", e.g.")[0] for f in failures}
 
     assert counts(parts.failures) == counts(whole.failures)
     assert counts(parts.failures)["expect_column_values_to_be_unique(column='lead_id'"] == "4 unexpected values"
     clean = tmp_path / "clean.parquet"
     pq.write_table(build(GOOD), clean)
-    assert validate_parquet(LEADS, clean, facts={**parameters, "vendor_records": len(GOOD)}, batch_name="g",
-                            run_name="good", gx_root=tmp_path / "gx", chunk_rows=2).success
+    assert validate_parquet(
+        LEADS,
+        clean,
+        facts={**parameters, "vendor_records": len(GOOD)},
+        batch_name="g",
+        run_name="good",
+        gx_root=tmp_path / "gx",
+        chunk_rows=2,
+    ).success

@@ -18,7 +18,15 @@ from vendorflow.errors import ValidationFailed, VendorAPIError
 from vendorflow.ledger import Ledger
 from vendorflow.pipeline.storage import Lake
 from vendorflow.vendors.allyy.uploads import (
-    FAILED, FINISHED, PROCESSING, SENDING, Uploader, UploadTarget, partition_key, requested, validated_manifests,
+    FAILED,
+    FINISHED,
+    PROCESSING,
+    SENDING,
+    Uploader,
+    UploadTarget,
+    partition_key,
+    requested,
+    validated_manifests,
 )
 
 DATASET, DAY = "recreativ/campaign_statistics", "2024-03-01"

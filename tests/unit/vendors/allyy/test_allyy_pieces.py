@@ -1,4 +1,5 @@
-"""Allyy's pure pieces without a server: configuration, the Parquet export, events, paging, the envelope, the wire format."""
+"""Allyy's pure pieces without a server: configuration, the Parquet export, events, paging, the envelope, the wire
+format."""
 
 from __future__ import annotations
 
@@ -19,11 +20,16 @@ import pytest
 import responses
 
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
-from vendorflow.vendors.allyy.hook import (
-    FILE_PART, UPLOAD_WIRE, MultipartFile, envelope_problems, upload_messages, upload_state,
-)
 from vendorflow.http.paginate import OffsetPaginator, PaginationError
 from vendorflow.pipeline.export import export_partition
+from vendorflow.vendors.allyy.hook import (
+    FILE_PART,
+    UPLOAD_WIRE,
+    MultipartFile,
+    envelope_problems,
+    upload_messages,
+    upload_state,
+)
 from vendorflow.vendors.allyy.uploads import load_targets, parse_partition, partition_key, triggered_partitions
 
 # --- configuration -------------------------------------------------------------------------------
@@ -47,14 +53,17 @@ def test_the_shipped_configuration_names_declared_datasets_one_csv_one_json() ->
         assert datasets.get(target.dataset).key_name == target.dataset
 
 
-@pytest.mark.parametrize(("uploads", "problem"), [
-    ({"not": "a list"}, "expected an object with an 'uploads' list"),
-    ([{**GOOD, "format": "xml"}], "uploads[0]: format must be csv or json, not 'xml'"),
-    ([{k: v for k, v in GOOD.items() if k != "datasourceId"}], "uploads[0] lacks datasourceId"),
-    ([{**GOOD, "dataset": "campaign_statistics"}], "dataset must be '<vendor>/<dataset>'"),
-    ([GOOD, GOOD], "uploads[1]: recreativ/campaign_statistics is configured twice"),
-    ([{**GOOD, "columns": []}], "columns must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    ("uploads", "problem"),
+    [
+        ({"not": "a list"}, "expected an object with an 'uploads' list"),
+        ([{**GOOD, "format": "xml"}], "uploads[0]: format must be csv or json, not 'xml'"),
+        ([{k: v for k, v in GOOD.items() if k != "datasourceId"}], "uploads[0] lacks datasourceId"),
+        ([{**GOOD, "dataset": "campaign_statistics"}], "dataset must be '<vendor>/<dataset>'"),
+        ([GOOD, GOOD], "uploads[1]: recreativ/campaign_statistics is configured twice"),
+        ([{**GOOD, "columns": []}], "columns must be a non-empty list"),
+    ],
+)
 def test_a_malformed_configuration_names_the_file_and_entry(tmp_path: Path, uploads: Any, problem: str) -> None:
     path = write_config(tmp_path, uploads)
     with pytest.raises(ConfigError) as raised:
@@ -83,21 +92,26 @@ def test_partitions_are_named_as_their_path() -> None:
 
 
 def event(name: str, extra: dict[str, Any]) -> Any:
-    return SimpleNamespace(asset=SimpleNamespace(name=name, uri=f"x-vendorflow://{name}"), extra=extra, source_aliases=[])
+    return SimpleNamespace(
+        asset=SimpleNamespace(name=name, uri=f"x-vendorflow://{name}"), extra=extra, source_aliases=[]
+    )
 
 
 def test_triggering_events_of_configured_datasets_name_the_partitions() -> None:
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
 
     targets = load_targets()
-    events = TriggeringAssetEventsAccessor.build([
-        event("recreativ/campaign_statistics", {"dt": "2024-03-01", "rows": 5, "path": "/x"}),
-        event("recreativ/campaigns", {"dt": "2024-03-01"}),  # not configured: ignored
-        event("recreativ/offer_statistics", {"dt": "2024-03-02"}),
-        event("recreativ/campaign_statistics", {"dt": "2024-03-03"}),
-    ])
+    events = TriggeringAssetEventsAccessor.build(
+        [
+            event("recreativ/campaign_statistics", {"dt": "2024-03-01", "rows": 5, "path": "/x"}),
+            event("recreativ/campaigns", {"dt": "2024-03-01"}),  # not configured: ignored
+            event("recreativ/offer_statistics", {"dt": "2024-03-02"}),
+            event("recreativ/campaign_statistics", {"dt": "2024-03-03"}),
+        ]
+    )
     assert sorted(triggered_partitions(events, targets)) == [
-        ("recreativ/campaign_statistics", "2024-03-01"), ("recreativ/campaign_statistics", "2024-03-03"),
+        ("recreativ/campaign_statistics", "2024-03-01"),
+        ("recreativ/campaign_statistics", "2024-03-03"),
         ("recreativ/offer_statistics", "2024-03-02"),
     ]
     assert triggered_partitions(None, targets) == []
@@ -108,23 +122,78 @@ def test_triggering_events_of_configured_datasets_name_the_partitions() -> None:
 # --- Parquet to CSV / JSON ------------------------------------------------------------------------
 
 ROWS = [
-    {"id": 1, "name": "plain", "day": date(2024, 3, 1), "money": Decimal("12.3400"), "flag": True,
-     "at": datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc), "ratio": 0.25},
-    {"id": 2, "name": 'comma, "quote"\nnewline', "day": date(2024, 3, 2), "money": Decimal("-0.0001"), "flag": False,
-     "at": datetime(2024, 3, 1, 23, 59, 59, tzinfo=timezone.utc), "ratio": 3.5},
+    {
+        "id": 1,
+        "name": "plain",
+        "day": date(2024, 3, 1),
+        "money": Decimal("12.3400"),
+        "flag": True,
+        "at": datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc),
+        "ratio": 0.25,
+    },
+    {
+        "id": 2,
+        "name": 'comma, "quote"\nnewline',
+        "day": date(2024, 3, 2),
+        "money": Decimal("-0.0001"),
+        "flag": False,
+        "at": datetime(2024, 3, 1, 23, 59, 59, tzinfo=timezone.utc),
+        "ratio": 3.5,
+    },
     {"id": None, "name": None, "day": None, "money": None, "flag": None, "at": None, "ratio": None},
 ]
-SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("day", pa.date32()), ("money", pa.decimal128(18, 4)),
-                    ("flag", pa.bool_()), ("at", pa.timestamp("us", tz="UTC")), ("ratio", pa.float64())])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("name", pa.string()),
+        ("day", pa.date32()),
+        ("money", pa.decimal128(18, 4)),
+        ("flag", pa.bool_()),
+        ("at", pa.timestamp("us", tz="UTC")),
+        ("ratio", pa.float64()),
+    ]
+)
 # The documented text forms, written by hand.
 AS_TEXT = [
-    {"id": "1", "name": "plain", "day": "2024-03-01", "money": "12.3400", "flag": "true", "at": "2024-03-01T10:00:00.123456Z", "ratio": "0.25"},
-    {"id": "2", "name": 'comma, "quote"\nnewline', "day": "2024-03-02", "money": "-0.0001", "flag": "false", "at": "2024-03-01T23:59:59.000000Z", "ratio": "3.5"},
+    {
+        "id": "1",
+        "name": "plain",
+        "day": "2024-03-01",
+        "money": "12.3400",
+        "flag": "true",
+        "at": "2024-03-01T10:00:00.123456Z",
+        "ratio": "0.25",
+    },
+    {
+        "id": "2",
+        "name": 'comma, "quote"\nnewline',
+        "day": "2024-03-02",
+        "money": "-0.0001",
+        "flag": "false",
+        "at": "2024-03-01T23:59:59.000000Z",
+        "ratio": "3.5",
+    },
     {"id": "", "name": "", "day": "", "money": "", "flag": "", "at": "", "ratio": ""},
 ]
 AS_JSON = [
-    {"id": 1, "name": "plain", "day": "2024-03-01", "money": "12.3400", "flag": True, "at": "2024-03-01T10:00:00.123456Z", "ratio": 0.25},
-    {"id": 2, "name": 'comma, "quote"\nnewline', "day": "2024-03-02", "money": "-0.0001", "flag": False, "at": "2024-03-01T23:59:59.000000Z", "ratio": 3.5},
+    {
+        "id": 1,
+        "name": "plain",
+        "day": "2024-03-01",
+        "money": "12.3400",
+        "flag": True,
+        "at": "2024-03-01T10:00:00.123456Z",
+        "ratio": 0.25,
+    },
+    {
+        "id": 2,
+        "name": 'comma, "quote"\nnewline',
+        "day": "2024-03-02",
+        "money": "-0.0001",
+        "flag": False,
+        "at": "2024-03-01T23:59:59.000000Z",
+        "ratio": 3.5,
+    },
     {"id": None, "name": None, "day": None, "money": None, "flag": None, "at": None, "ratio": None},
 ]
 
@@ -174,7 +243,9 @@ def test_an_empty_partition_exports_a_header_or_an_empty_array(tmp_path: Path) -
 def test_the_multipart_body_streams_one_file_part_and_says_its_length(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_bytes(b"a,b\n" + b"1,2\n" * 1000)
-    body = MultipartFile(path, field=FILE_PART, filename="x.csv", content_type=UPLOAD_WIRE["csv"].content_type, chunk_size=100)
+    body = MultipartFile(
+        path, field=FILE_PART, filename="x.csv", content_type=UPLOAD_WIRE["csv"].content_type, chunk_size=100
+    )
     chunks = list(body)
     assert len(chunks) > 10 and len(b"".join(chunks)) == len(body)
     assert list(body) == chunks  # a retry sends it again from the start
@@ -193,12 +264,20 @@ def test_upload_states_and_messages() -> None:
     assert upload_state({"status": 2, "insertionExceptions": {"errors": ["bad row 3"]}}) == "failed"
     assert upload_state({"status": 99}) == "processing"  # an unknown code is not taken for success
     assert upload_messages({"insertionExceptions": {"errors": ["e1"], "warnings": ["w1"]}, "warnings": ["w2"]}) == [
-        "e1", "warning: w1", "warning: w2",
+        "e1",
+        "warning: w1",
+        "warning: w2",
     ]
 
 
 def test_envelope_problems_are_readable_lines() -> None:
-    body = {"meta": {"errors": [{"code": "E1", "message": "broken"}], "validation": [{"property": "take", "message": "too big"}], "info": {}}}
+    body = {
+        "meta": {
+            "errors": [{"code": "E1", "message": "broken"}],
+            "validation": [{"property": "take", "message": "too big"}],
+            "info": {},
+        }
+    }
     assert envelope_problems(body) == ["E1: broken", "take: too big"]
     assert envelope_problems({"meta": {"errors": [], "validation": []}, "data": []}) == []
 
@@ -208,12 +287,28 @@ def test_errors_in_a_200_envelope_fail_the_call(monkeypatch: pytest.MonkeyPatch,
     from vendorflow.vendors.allyy.hook import AllyyHook
 
     monkeypatch.setenv("VENDORFLOW_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONN_ALLYY_DEFAULT", json.dumps({
-        "conn_type": "allyy", "host": "https://allyy.test", "login": "id", "password": "secret", "extra": {"customer_id": "c1"},
-    }))
-    responses.post("https://allyy.test/api/authentication/connect/token", json={"access_token": "t", "expires_in": 3600})
-    responses.get("https://allyy.test/api/model/v1.0/customer/c1/model_v2_1/m1", content_type="text/plain",
-                  body=json.dumps({"meta": {"errors": [{"code": "Quota", "message": "plan exceeded"}], "validation": []}, "data": None}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALLYY_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "allyy",
+                "host": "https://allyy.test",
+                "login": "id",
+                "password": "secret",
+                "extra": {"customer_id": "c1"},
+            }
+        ),
+    )
+    responses.post(
+        "https://allyy.test/api/authentication/connect/token", json={"access_token": "t", "expires_in": 3600}
+    )
+    responses.get(
+        "https://allyy.test/api/model/v1.0/customer/c1/model_v2_1/m1",
+        content_type="text/plain",
+        body=json.dumps(
+            {"meta": {"errors": [{"code": "Quota", "message": "plan exceeded"}], "validation": []}, "data": None}
+        ),
+    )
     with pytest.raises(VendorAPIError, match="HTTP 200: Quota: plan exceeded"):
         AllyyHook().model("m1")
     token_call = responses.calls[0].request

@@ -23,27 +23,58 @@ def publish(lake: Lake, key: str, dt: str, rows: int, tmp_path: Path) -> None:
     lake.publish(staged, key, dt, {"dataset": key, "dt": dt, "rows": rows, "validation": "5/5 expectations passed"})
 
 
-def test_every_declared_dataset_is_listed_with_its_days_freshness_validation_and_quarantine(tmp_path: Path, state_dir: Path) -> None:
+def test_every_declared_dataset_is_listed_with_its_days_freshness_validation_and_quarantine(
+    tmp_path: Path, state_dir: Path
+) -> None:
     lake = Lake(str(tmp_path / "data"))
     gx_root = tmp_path / "data" / "_gx"
     for dt, rows in [("2026-03-01", 10), ("2026-03-08", 30), ("2026-03-09", 20)]:
         publish(lake, "recreativ/campaign_statistics", dt, rows, tmp_path)
     publish(lake, "footprints/leads", "2026-03-05", 7, tmp_path)  # four days behind: late
     publish(lake, "footprints/leads", "2026-01-05", 7, tmp_path)  # outside the chart's 30 days
-    docs.record(gx_root, dataset="recreativ/campaign_statistics", dt="2026-03-09", run="r1", result={"results": []},
-                suite=[], success=True, evaluated=5, failures=[], facts={})
+    docs.record(
+        gx_root,
+        dataset="recreativ/campaign_statistics",
+        dt="2026-03-09",
+        run="r1",
+        result={"results": []},
+        suite=[],
+        success=True,
+        evaluated=5,
+        failures=[],
+        facts={},
+    )
     staged = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"id": [1]}), staged)
-    lake.quarantine(staged, "footprints/leads", "2026-03-06", "run-x", {"results": [
-        {"success": False, "expectation_config": {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "email"}},
-         "result": {"unexpected_count": 3}}]})
+    lake.quarantine(
+        staged,
+        "footprints/leads",
+        "2026-03-06",
+        "run-x",
+        {
+            "results": [
+                {
+                    "success": False,
+                    "expectation_config": {
+                        "type": "expect_column_values_to_not_be_null",
+                        "kwargs": {"column": "email"},
+                    },
+                    "result": {"unexpected_count": 3},
+                }
+            ]
+        },
+    )
 
     statuses = {s.dataset: s for s in dataset_statuses(str(tmp_path / "data"), gx_root, now=NOW)}
     assert set(statuses) == {s.key_name for s in declared()} and len(statuses) >= 18
     stats = statuses["recreativ/campaign_statistics"]
     assert stats.rows_by_day == {"2026-03-01": 10, "2026-03-08": 30, "2026-03-09": 20}
     assert stats.newest == "2026-03-09" and stats.newest_rows == 20 and not stats.late
-    assert stats.validation_passed and stats.docs_page and stats.docs_page.startswith("validations/recreativ.campaign_statistics/")
+    assert (
+        stats.validation_passed
+        and stats.docs_page
+        and stats.docs_page.startswith("validations/recreativ.campaign_statistics/")
+    )
     leads = statuses["footprints/leads"]
     assert leads.late and leads.rows_by_day == {"2026-03-05": 7}
     [batch] = leads.quarantined

@@ -6,12 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from vendorflow.vendors.algonomy.ids import MAX_USER_ID_LENGTH, user_id_problem
-from vendorflow.vendors.algonomy.ids import BadUserIds, clean_user_ids, file_user_ids, param_user_ids
+from vendorflow.vendors.algonomy.ids import (
+    MAX_USER_ID_LENGTH,
+    BadUserIds,
+    clean_user_ids,
+    file_user_ids,
+    param_user_ids,
+    user_id_problem,
+)
 from vendorflow.vendors.algonomy.optouts import pending_user_ids, record_requested
 
 
-@pytest.mark.parametrize("good", ["123", "a-b_c.d", "user@example.com", "ÄÖü-ß", "x" * MAX_USER_ID_LENGTH, "a+b?c#d%20"])
+@pytest.mark.parametrize(
+    "good", ["123", "a-b_c.d", "user@example.com", "ÄÖü-ß", "x" * MAX_USER_ID_LENGTH, "a+b?c#d%20"]
+)
 def test_ids_that_fit_one_path_segment_are_accepted(good: str) -> None:
     assert user_id_problem(good) is None
 
@@ -44,7 +52,11 @@ def test_every_bad_id_is_named_with_where_it_came_from() -> None:
         clean_user_ids(param_user_ids(["ok", "no way", "a/b", 7]), "param user_ids")
     text = str(error.value)
     assert "3 user id(s) refused, nothing was sent" in text
-    assert "item 2: 'no way' contains ' '" in text and "item 3: 'a/b' contains '/'" in text and "item 4: 7 must be text" in text
+    assert (
+        "item 2: 'no way' contains ' '" in text
+        and "item 3: 'a/b' contains '/'" in text
+        and "item 4: 7 must be text" in text
+    )
 
 
 def test_param_may_be_text_one_id_a_line_but_not_a_number() -> None:
@@ -91,8 +103,25 @@ def test_recording_never_reopens_an_id_already_in_the_ledger(tmp_path: Path) -> 
 
 # --- probes: characters that str.splitlines() and str.strip() take for line breaks or spaces ---------
 
-INVISIBLE = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028", "\u2029", "\x80", "\x9f",
-             "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\r"]
+INVISIBLE = [
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1d",
+    "\x1e",
+    "\x1f",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x80",
+    "\x9f",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "\r",
+]
 
 
 @pytest.mark.parametrize("char", INVISIBLE)

@@ -1,4 +1,5 @@
-"""The pure pieces of the Recomendo feed: leads -> events, the partition choice, the 30-minute guard, quota arithmetic."""
+"""The pure pieces of the Recomendo feed: leads -> events, the partition choice, the 30-minute guard,
+quota arithmetic."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from types import SimpleNamespace
 import pytest
 
 from include.sandbox.recomendo import validate_event
-from vendorflow.vendors.recomendo.datasets import quota_status
 from vendorflow.ledger import Ledger
+from vendorflow.vendors.recomendo.datasets import quota_status
 from vendorflow.vendors.recomendo.events import event_time, lead_events, leads_dts
 from vendorflow.vendors.recomendo.training import TrainingGuard
 
 LEAD = {
-    "lead_id": "5b73fhfc4f58363318b82443", "client_id": "5cs37a5083e3aa47a4a6a03e", "offer_id": "5cf92a83bc790a5cf99e35cf",
-    "created_at": datetime(2024, 3, 1, 9, 30, 5, 123456, tzinfo=timezone.utc), "updated_at": None,
-    "location_id": "loc1", "channel_id": "2f3e2b658720346d675b441c", "status": "new",
+    "lead_id": "5b73fhfc4f58363318b82443",
+    "client_id": "5cs37a5083e3aa47a4a6a03e",
+    "offer_id": "5cf92a83bc790a5cf99e35cf",
+    "created_at": datetime(2024, 3, 1, 9, 30, 5, 123456, tzinfo=timezone.utc),
+    "updated_at": None,
+    "location_id": "loc1",
+    "channel_id": "2f3e2b658720346d675b441c",
+    "status": "new",
 }
 
 
@@ -25,12 +31,19 @@ def test_a_lead_becomes_a_set_on_the_customer_and_an_interaction_with_the_offer(
     set_user, interaction = lead_events(LEAD, account="acct")
     assert set_user.key == "acct:5b73fhfc4f58363318b82443:$set"
     assert set_user.event == {
-        "event": "$set", "entityType": "user", "entityId": "5cs37a5083e3aa47a4a6a03e",
-        "eventTime": "2024-03-01T09:30:05.123Z", "properties": {"location_id": "loc1", "channel_id": "2f3e2b658720346d675b441c"},
+        "event": "$set",
+        "entityType": "user",
+        "entityId": "5cs37a5083e3aa47a4a6a03e",
+        "eventTime": "2024-03-01T09:30:05.123Z",
+        "properties": {"location_id": "loc1", "channel_id": "2f3e2b658720346d675b441c"},
     }
     assert interaction.event == {
-        "event": "lead", "entityType": "user", "entityId": "5cs37a5083e3aa47a4a6a03e", "targetEntityType": "item",
-        "targetEntityId": "5cf92a83bc790a5cf99e35cf", "eventTime": "2024-03-01T09:30:05.123Z",
+        "event": "lead",
+        "entityType": "user",
+        "entityId": "5cs37a5083e3aa47a4a6a03e",
+        "targetEntityType": "item",
+        "targetEntityId": "5cf92a83bc790a5cf99e35cf",
+        "eventTime": "2024-03-01T09:30:05.123Z",
     }
     assert validate_event(set_user.event) is None and validate_event(interaction.event) is None  # PredictionIO's rules
 
@@ -51,13 +64,20 @@ def test_event_time_is_iso_8601_utc_with_milliseconds() -> None:
 def test_the_partition_comes_from_conf_then_asset_events_then_the_logical_date() -> None:
     leads = SimpleNamespace(name="footprints/leads")
     other = SimpleNamespace(name="recreativ/campaigns")
-    events = {"a": [SimpleNamespace(asset=leads, extra={"dt": "2024-03-02"}), SimpleNamespace(asset=leads, extra={"dt": "2024-03-01"})],
-              "b": [SimpleNamespace(asset=other, extra={"dt": "2024-01-01"})]}
+    events = {
+        "a": [
+            SimpleNamespace(asset=leads, extra={"dt": "2024-03-02"}),
+            SimpleNamespace(asset=leads, extra={"dt": "2024-03-01"}),
+        ],
+        "b": [SimpleNamespace(asset=other, extra={"dt": "2024-01-01"})],
+    }
     logical = {"logical_date": datetime(2024, 2, 1, tzinfo=timezone.utc)}
     assert leads_dts({**logical, "triggering_asset_events": events}, "2024-05-05") == [date(2024, 5, 5)]
     assert leads_dts({**logical, "triggering_asset_events": events}) == [date(2024, 3, 1), date(2024, 3, 2)]
     assert leads_dts(logical) == [date(2024, 2, 1)]
-    assert leads_dts({"logical_date": None, "dag_run": SimpleNamespace(run_after=datetime(2024, 4, 4, 1, tzinfo=timezone.utc))}) == [date(2024, 4, 4)]
+    assert leads_dts(
+        {"logical_date": None, "dag_run": SimpleNamespace(run_after=datetime(2024, 4, 4, 1, tzinfo=timezone.utc))}
+    ) == [date(2024, 4, 4)]
     with pytest.raises(Exception, match="dt must be a date"):
         leads_dts({}, "yesterday")
 
@@ -72,7 +92,9 @@ class Clock:
 
 @pytest.fixture
 def guard(tmp_path: Path) -> TrainingGuard:
-    return TrainingGuard(Ledger("recomendo_training", tmp_path / "ledger.sqlite"), "acct", interval=1800, margin=0, clock=Clock())
+    return TrainingGuard(
+        Ledger("recomendo_training", tmp_path / "ledger.sqlite"), "acct", interval=1800, margin=0, clock=Clock()
+    )
 
 
 def test_the_first_request_is_sent_at_once_and_recorded_before_the_call(guard: TrainingGuard) -> None:
@@ -151,14 +173,18 @@ def test_the_window_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_quota_share_is_remaining_over_the_month() -> None:
-    usages = [{"date": "2018-09-01", "userQuota": 0, "remainingQuota": 100000},
-              {"date": "2018-09-03", "userQuota": 177, "remainingQuota": 99823},
-              {"date": "2018-09-02", "userQuota": 0, "remainingQuota": 100000}]
+    usages = [
+        {"date": "2018-09-01", "userQuota": 0, "remainingQuota": 100000},
+        {"date": "2018-09-03", "userQuota": 177, "remainingQuota": 99823},
+        {"date": "2018-09-02", "userQuota": 0, "remainingQuota": 100000},
+    ]
     status = quota_status(usages, 0.1)
     assert status["remaining_quota"] == 99823 and status["monthly_quota"] == 100000 and not status["quota_warning"]
     low = quota_status([{"date": "2018-09-01", "userQuota": 95000, "remainingQuota": 5000}], 0.1)
     assert low["remaining_share"] == 0.05 and low["quota_warning"]
-    assert quota_status([{"date": "2018-09-01", "userQuota": 0, "remainingQuota": 5000}], 0.1, monthly_quota=100000)["quota_warning"]
+    assert quota_status([{"date": "2018-09-01", "userQuota": 0, "remainingQuota": 5000}], 0.1, monthly_quota=100000)[
+        "quota_warning"
+    ]
 
 
 def test_a_rendered_list_of_partitions_is_read_back() -> None:
@@ -169,27 +195,39 @@ def test_a_rendered_list_of_partitions_is_read_back() -> None:
 OK_EVENT = {"event": "view", "entityType": "user", "entityId": "u1", "targetEntityType": "item", "targetEntityId": "i1"}
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"event": "$set"}, "Reserved event $set cannot have targetEntity"),
-    ({"event": "$bogus", "targetEntityType": None, "targetEntityId": None}, "$bogus is not a supported reserved event name."),
-    ({"event": "pio_x"}, "pio_x is not a supported reserved event name."),
-    ({"targetEntityId": None}, "targetEntityType and targetEntityId must be specified together."),
-    ({"targetEntityType": None}, "targetEntityType and targetEntityId must be specified together."),
-    ({"entityType": "pio_user"}, "The entityType pio_user is not allowed. 'pio_' is a reserved name prefix."),
-    ({"entityId": ""}, "entityId must not be empty string."),
-    ({"entityId": 7}, "field entityId must be a string"),
-    ({"properties": {"$x": 1}}, "The property $x is not allowed. 'pio_' is a reserved name prefix."),
-    ({"eventTime": "2024-03-01 10:00"}, "Cannot convert 2024-03-01 10:00 to DateTime: not ISO 8601"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"event": "$set"}, "Reserved event $set cannot have targetEntity"),
+        (
+            {"event": "$bogus", "targetEntityType": None, "targetEntityId": None},
+            "$bogus is not a supported reserved event name.",
+        ),
+        ({"event": "pio_x"}, "pio_x is not a supported reserved event name."),
+        ({"targetEntityId": None}, "targetEntityType and targetEntityId must be specified together."),
+        ({"targetEntityType": None}, "targetEntityType and targetEntityId must be specified together."),
+        ({"entityType": "pio_user"}, "The entityType pio_user is not allowed. 'pio_' is a reserved name prefix."),
+        ({"entityId": ""}, "entityId must not be empty string."),
+        ({"entityId": 7}, "field entityId must be a string"),
+        ({"properties": {"$x": 1}}, "The property $x is not allowed. 'pio_' is a reserved name prefix."),
+        ({"eventTime": "2024-03-01 10:00"}, "Cannot convert 2024-03-01 10:00 to DateTime: not ISO 8601"),
+    ],
+)
 def test_the_sandbox_refuses_what_predictionio_refuses(change: dict, message: str) -> None:
     event = {k: v for k, v in {**OK_EVENT, **change}.items() if v is not None}
     assert validate_event(event) == message
 
 
-@pytest.mark.parametrize("when", ["2018-09-24T19:00:00+0000", "2004-12-13T21:39:45.618-07:00", "2024-03-01T10:00:00.000Z", "2024-03-01T10:00:00Z"])
+@pytest.mark.parametrize(
+    "when",
+    ["2018-09-24T19:00:00+0000", "2004-12-13T21:39:45.618-07:00", "2024-03-01T10:00:00.000Z", "2024-03-01T10:00:00Z"],
+)
 def test_the_sandbox_accepts_the_iso_8601_forms_clients_send(when: str) -> None:
     assert validate_event({**OK_EVENT, "eventTime": when}) is None
-    assert validate_event({"event": "$unset", "entityType": "user", "entityId": "1"}) == "properties cannot be empty for $unset event"
+    assert (
+        validate_event({"event": "$unset", "entityType": "user", "entityId": "1"})
+        == "properties cannot be empty for $unset event"
+    )
 
 
 def test_the_token_lifetime_is_read_from_the_jwt_exp_claim() -> None:
@@ -212,7 +250,9 @@ def test_two_runs_fed_the_same_leads_never_send_the_same_event(tmp_path: Path) -
     first = claim_events(ledger, planned, "run-1", now=1000.0)
     assert len(first) == 10
     assert claim_events(ledger, planned, "run-2", now=1001.0) == []  # all claimed by run-1, which is alive
-    assert len(claim_events(ledger, planned, "run-1", now=1002.0)) == 10  # run-1's retry resends its own unconfirmed ones
+    assert (
+        len(claim_events(ledger, planned, "run-1", now=1002.0)) == 10
+    )  # run-1's retry resends its own unconfirmed ones
     ledger.put(first[0].key, "accepted", {"event_id": "e1"})
     taken_over = claim_events(ledger, planned, "run-3", now=1002.0 + 901)  # run-1 died: its claims expire
     assert [p.key for p in taken_over] == [p.key for p in first[1:]]
