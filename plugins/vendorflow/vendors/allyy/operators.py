@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-
-from vendorflow.errors import VendorflowError
 
 
 class AllyyUploadOperator(BaseOperator):
@@ -61,51 +58,36 @@ class AllyyUploadOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         from vendorflow.vendors.allyy import uploads
+        from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
 
-        config = Path(self.config) if self.config else uploads.config_path()
-        targets = {t.dataset: t for t in uploads.load_targets(config)}
         params = context.get("params") or {}
-        logical = context.get("logical_date")
-        day = logical.strftime("%Y-%m-%d") if logical else None
-        wanted = uploads.requested(
-            context.get("triggering_asset_events"), params.get("partitions"), day, targets, config
+        targets, wanted = uploads.run_partitions(
+            self.config, context.get("triggering_asset_events"), params.get("partitions"), context.get("logical_date")
         )
         if not wanted:
-            self.log.info(
-                "No partition to upload: the run was not triggered by a configured dataset and no partitions were given"
-            )
+            self.log.info("Nothing to upload: no configured dataset triggered the run and no partitions were given")
             return []
         uploader = self._uploader()
         manifests = uploads.validated_manifests(uploader.lake, wanted)
         waits, rejected = uploader.send_all(wanted, targets, manifests, force=bool(params.get("force", False)))
         keys = [uploads.partition_key(d, dt) for d, dt in wanted]
+        if rejected and not waits:
+            raise uploads.refused(rejected)
+        if rejected:  # refused already; the rest is still worth waiting for, then the task fails
+            self.log.error("%s", uploads.refused(rejected))
         if not waits:
-            if rejected:
-                raise VendorflowError("Allyy refused the upload:\n  - " + "\n  - ".join(rejected))
             return uploader.summary(keys)
-        if rejected:  # Allyy refused these already; the rest is still worth waiting for, then the task fails
-            self.log.error("Allyy refused %d upload(s):\n  - %s", len(rejected), "\n  - ".join(rejected))
-        from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
-
-        self.log.info(
-            "Waiting for Allyy to process %d upload(s) (checking every %g s, in the triggerer)",
-            len(waits),
-            self.poll_interval,
-        )
-        self.defer(
-            trigger=AllyyUploadTrigger(
-                conn_id=self.conn_id,
-                uploads=waits,
-                keys=keys,
-                poll_interval=self.poll_interval,
-                timeout=self.wait_timeout,
-            ),
-            method_name="execute_complete",
-        )
+        self.log.info("Waiting in the triggerer for Allyy to process %d upload(s), every %g s", len(waits),
+                      self.poll_interval)  # fmt: skip
+        trigger = AllyyUploadTrigger(conn_id=self.conn_id, uploads=waits, keys=keys, poll_interval=self.poll_interval,
+                                     timeout=self.wait_timeout)  # fmt: skip
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from vendorflow.vendors.allyy.uploads import refused
+
         uploader = self._uploader()
         problems = uploader.record(event)
         if problems:
-            raise VendorflowError("Allyy upload failed:\n  - " + "\n  - ".join(problems))
+            raise refused(problems, "Allyy upload failed")
         return uploader.summary(list(event.get("keys") or []))

@@ -181,6 +181,21 @@ def requested(
     return list(dict.fromkeys(wanted))
 
 
+def run_partitions(
+    config: str | Path | None, events: Any, manual: Any, logical_date: datetime | None
+) -> tuple[dict[str, UploadTarget], list[Wanted]]:
+    """The configured targets and the partitions a run uploads (:func:`requested`), from the run's
+    triggering asset events, its ``partitions`` param and its logical date."""
+    path = Path(config) if config else config_path()
+    targets = {t.dataset: t for t in load_targets(path)}
+    day = logical_date.strftime("%Y-%m-%d") if logical_date else None
+    return targets, requested(events, manual, day, targets, path)
+
+
+def refused(rejected: list[str], what: str = "Allyy refused the upload") -> VendorflowError:
+    return VendorflowError(f"{what}:\n  - " + "\n  - ".join(rejected))
+
+
 def validated_manifests(lake: Lake, wanted: Iterable[Wanted]) -> dict[str, dict[str, Any]]:
     """The manifest of each partition; refuses them all if any is not a validated, published partition."""
     manifests: dict[str, dict[str, Any]] = {}
