@@ -61,7 +61,7 @@ def test_a_malformed_id_fails_the_run_with_its_reason_in_the_task_log(signed_in:
 
 
 def test_the_vendorflow_page_shows_every_dataset_with_its_chart(signed_in: Any, ui: UI) -> None:
-    from vendorflow.ui.status import declared
+    from vendorflow.datasets import declared
 
     states = ui.wait_until_idle()  # the scheduler's run of every DAG for the last complete day
     failed = {dag: runs for dag, runs in states.items() if dag != "algonomy_optout" and "failed" in runs}

@@ -64,13 +64,6 @@ class Actions:
     notes: list[str] = field(default_factory=list)  # why a part is empty
 
 
-def declared() -> list[Any]:
-    """Every declared dataset of every vendor."""
-    from vendorflow import datasets
-
-    return datasets.declared()
-
-
 def expected_newest(now: datetime, grace_hours: float = GRACE_HOURS) -> str:
     """The newest day a daily dataset should hold at ``now``."""
     return ((now - timedelta(hours=grace_hours)).date() - timedelta(days=1)).isoformat()
@@ -86,7 +79,9 @@ def dataset_statuses(
     lake = Lake(data_root)
     first = (now.date() - timedelta(days=days - 1)).isoformat()
     statuses = []
-    for spec in declared():
+    from vendorflow import datasets
+
+    for spec in datasets.declared():
         status = DatasetStatus(
             spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date()
         )

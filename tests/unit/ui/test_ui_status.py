@@ -8,11 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vendorflow.datasets import declared
 from vendorflow.ledger import Ledger
 from vendorflow.pipeline import docs
 from vendorflow.pipeline.storage import Lake
 from vendorflow.ui.app import chart, render
-from vendorflow.ui.status import actions, dataset_statuses, declared, expected_newest
+from vendorflow.ui.status import actions, dataset_statuses, expected_newest
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
 
