@@ -72,6 +72,7 @@ def expected_newest(now: datetime, grace_hours: float = GRACE_HOURS) -> str:
 def dataset_statuses(
     data_root: str, gx_root: Path, *, now: datetime | None = None, days: int = CHART_DAYS
 ) -> list[DatasetStatus]:
+    from vendorflow import datasets
     from vendorflow.pipeline import docs
     from vendorflow.pipeline.storage import Lake
 
@@ -79,8 +80,6 @@ def dataset_statuses(
     lake = Lake(data_root)
     first = (now.date() - timedelta(days=days - 1)).isoformat()
     statuses = []
-    from vendorflow import datasets
-
     for spec in datasets.declared():
         status = DatasetStatus(
             spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date()
