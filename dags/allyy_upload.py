@@ -5,7 +5,10 @@ Runs when a dataset named in `include/allyy_uploads.json` publishes a
 partition that passed validation (its asset event carries the `dt`), and on
 manual runs for the partitions given in the `partitions` param
 (`recreativ/offer_statistics/dt=2024-03-01`, or `recreativ/offer_statistics`
-for the run's logical date).
+for the run's day: its data interval's start, yesterday for a trigger "now").
+A manual run with no partitions uploads every configured dataset's partition
+of the run's day. An asset event from a run with a lookback names every day
+it republished: each is uploaded again (its content changed).
 
 1. `upload`: each partition is streamed from Parquet to a CSV (header row) or
    a JSON array of objects, as configured, and posted to its Allyy
@@ -57,7 +60,8 @@ with DAG(
             items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*(/dt=\d{4}-\d{2}-\d{2})?$"},
             title="Partitions",
             description="For manual runs: partitions to upload, e.g. recreativ/offer_statistics/dt=2024-03-01 "
-            "(a dataset alone means its partition of the run's logical date).",
+            "(a dataset alone means its partition of the run's day). Empty: every configured dataset's "
+            "partition of the run's day.",
         ),
         "force": Param(
             False, type="boolean", title="Force", description="Upload again partitions Allyy already finished."
@@ -67,7 +71,6 @@ with DAG(
     upload = AllyyUploadOperator(task_id="upload", poll_interval=15.0)
     record = DatasetOperator(
         dataset="allyy/uploads",
-        dt="{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}",
         trigger_rule="all_done",  # a failed upload is worth recording too
     )
 

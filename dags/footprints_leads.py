@@ -1,8 +1,15 @@
 """
 ### Footprints leads and reference data
 
-Daily, for the logical date (the data interval's start day, UTC), writes under
-`<data_root>/footprints/`:
+Daily, for the run's day (its data interval's start, UTC: a trigger "now"
+processes yesterday), writes under `<data_root>/footprints/`:
+
+Leads change after their day (a lead becomes a customer a week later), so each
+run also re-extracts the 7 days before its own (Variable `lookback_days`,
+e.g. `{"footprints/leads": 14}`), and republishes, validated, only the days whose
+content changed; `lead_status_changes` then records every status seen, with
+when it was first seen. A backfill run covers its own day only, and skips the
+reference snapshots (they hold today's lists, not that day's).
 
 Requests: leads one per page, to the first empty page; the reference lists one
 per page, to `X-Total-Pages`. The datasets and their columns are listed below.
@@ -39,6 +46,7 @@ with DAG(
     doc_md=dag_doc(
         __doc__,
         "footprints/leads",
+        "footprints/lead_status_changes",
         "footprints/offers",
         "footprints/skus",
         "footprints/catalogues",
@@ -51,5 +59,7 @@ with DAG(
     params=extraction_params(),
     max_active_runs=3,
 ):
-    for dataset in ("leads", "offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):
+    leads = DatasetOperator(dataset="footprints/leads")
+    leads >> DatasetOperator(dataset="footprints/lead_status_changes")
+    for dataset in ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):
         DatasetOperator(dataset=f"footprints/{dataset}")

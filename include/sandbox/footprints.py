@@ -26,7 +26,11 @@
 - Data: ``leads_by_day`` (``{"YYYY-MM-DD": n}``) fixes a day's count; otherwise
   weekdays have 60-240 leads and Saturdays 1,500-3,000 (busy days). Every lead is a
   pure function of (day, index), so any page is generated without the others,
-  and a test can compute any day's rows independently. Optional fields are
+  and a test can compute any day's rows independently. With ``status_clock``
+  (an ISO instant) leads change after their day as real ones do: about 30% of
+  the open ones become ``customer`` 1-6 days after they were created
+  (``timestampStatusChange`` and ``updatedAt`` say when), as seen at that instant;
+  unset, every lead keeps the status it was created with. Optional fields are
   sometimes missing (``sku``, ``consultant``, ``userEmail``, ``userPhone``, ...).
 - ``reject_paths``: paths answered 422 with a message that echoes the request
   URL, access token included, as careless servers do (the leak test's forced failure).
@@ -68,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "token_prefix": "fp",
     "lead_headers": False,
     "leads_by_day": {},
+    "status_clock": None,
     "reject_paths": [],
 }
 FIRST_NAMES = ["Ana", "Mihai", "Ioana", "Andrei", "Elena", "Radu", "Kibo", "Maria", "Dan", "Irina"]
@@ -210,7 +215,7 @@ class World:
         rnd = random.Random(_seed("count", day.isoformat()))
         return rnd.randint(1500, 3000) if day.weekday() == 5 else rnd.randint(60, 240)
 
-    def lead(self, day: date, index: int, count: int) -> dict[str, Any]:
+    def lead(self, day: date, index: int, count: int, as_of: datetime | None = None) -> dict[str, Any]:
         # All choices come from one SHA-512 of (day, index): cheap enough to serve 200,000 leads a day.
         b = hashlib.sha512(f"lead:{day}:{index}".encode()).digest()
         refs = _references(self)
@@ -270,6 +275,13 @@ class World:
             record["skuExternalId"] = sku["externalId"]
         if b[37] < 154:
             record["consultant"] = self.consultant(b[38] % self.consultants)
+        if as_of is not None and record["status"] not in ("customer", "lost") and b[40] < 77:
+            # About 30% of open leads become customers 1 to 6 days (and some minutes) after they were created.
+            converted = created + 86_400_000 * (1 + b[41] % 6) + 60_000 * (b[42] % 240)
+            if converted <= int(as_of.timestamp() * 1000):
+                record["status"] = "customer"
+                record["timestampStatusChange"] = _iso_ms(converted)
+                record["updatedAt"] = max(record["updatedAt"], _iso_ms(converted))
         return record
 
     def day_counts(self, start: date, end: date, overrides: dict[str, Any]) -> list[tuple[date, int]]:
@@ -279,16 +291,17 @@ class World:
         ]
 
     def leads_slice(
-        self, start: date, end: date, offset: int, limit: int, overrides: dict[str, Any]
+        self, start: date, end: date, offset: int, limit: int, overrides: dict[str, Any], as_of: datetime | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        """Leads ``offset`` to ``offset + limit`` of the window (oldest first) and the window's total."""
+        """Leads ``offset`` to ``offset + limit`` of the window (oldest first) and the window's total, with
+        their status as it is at ``as_of`` (``None``: as created)."""
         counts = self.day_counts(start, end, overrides)
         total = sum(n for _, n in counts)
         out: list[dict[str, Any]] = []
         position = 0
         for day, n in counts:
             lo, hi = max(offset - position, 0), min(offset + limit - position, n)
-            out.extend(self.lead(day, i, n) for i in range(lo, hi))
+            out.extend(self.lead(day, i, n, as_of) for i in range(lo, hi))
             position += n
             if position >= offset + limit:
                 break
@@ -608,7 +621,11 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         if requested < 1 or page < 1:
             return error("page and pageSize must be positive", 400)
         size = min(requested, int(config.get("page_size_cap", 100)))  # the cap nobody documented
-        body, total = world().leads_slice(start, end, (page - 1) * size, size, config.get("leads_by_day") or {})
+        as_of = config.get("status_clock")
+        clock = datetime.fromisoformat(str(as_of).replace("Z", "+00:00")) if as_of else None
+        body, total = world().leads_slice(
+            start, end, (page - 1) * size, size, config.get("leads_by_day") or {}, clock
+        )
         headers = None
         if config.get("lead_headers"):
             headers = {

@@ -162,3 +162,32 @@ def redis_client(url: str) -> Any:
         return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
     except ValueError as exc:
         raise ConfigError(f"VENDORFLOW_REDIS_URL is not a Redis URL ({exc}); write it as redis://host:6379/0") from None
+
+
+MAX_LOOKBACK_DAYS = 92  # Footprints refuses a wider date window; no vendor keeps changing older days
+
+
+def lookback_days(dataset: str, default: int) -> int:
+    """How many days before its own a daily run of ``dataset`` re-extracts: the Variable ``lookback_days``
+    (a JSON object, dataset -> days, e.g. ``{"footprints/leads": 14}``), else the dataset's default."""
+    import json
+
+    raw = _variable("lookback_days")
+    if not raw or not str(raw).strip():
+        return default
+    try:
+        chosen = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        chosen = None
+    if not isinstance(chosen, dict):
+        raise ConfigError(
+            f'Variable lookback_days must be a JSON object of dataset -> days, e.g. {{"footprints/leads": 14}}, '
+            f"not {raw!r}"
+        )
+    value = chosen.get(dataset, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LOOKBACK_DAYS:
+        raise ConfigError(
+            f"Variable lookback_days: {dataset} must be a whole number of days from 0 to {MAX_LOOKBACK_DAYS}, "
+            f"not {value!r}"
+        )
+    return value

@@ -157,11 +157,17 @@ class DatasetSpec:
     # partition holds, the vendor's quirks a reader must know. Columns are listed from ``columns``.
     notes: str = ""
     ignore_fields: tuple[str, ...] = ()
+    # Days before its own that a daily run re-extracts, for vendor data that changes after its day
+    # (a lead's status, late ad statistics); the Variable ``lookback_days`` overrides it per dataset.
+    # A re-extracted day is republished only when its content changed.
+    lookback_days: int = 0
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.key_name}: duplicate column names")
+        if self.lookback_days and self.snapshot:
+            raise ValueError(f"{self.key_name}: a snapshot has no lookback (it holds the state when extracted)")
         if self.shrink_limit is not None and not 0 < self.shrink_limit <= 1:
             raise ValueError(f"{self.key_name}: shrink_limit must be in (0, 1], not {self.shrink_limit!r}")
         missing = set(self.key) - set(names)

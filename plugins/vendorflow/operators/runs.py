@@ -8,20 +8,91 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from vendorflow.errors import ConfigError
 
 
 def run_day(context: Mapping[str, Any]) -> date:
-    """The run's logical date; a run without one (asset-triggered, or manual without a date) counts
-    on the day it was triggered."""
-    moment = context.get("logical_date")
-    if moment is None:
-        run = context.get("dag_run")
-        moment = getattr(run, "run_after", None) or datetime.now(timezone.utc)
+    """The day a run is about: its data interval's start (UTC), for every kind of run.
+
+    Scheduled and backfill runs, and manual runs given a logical date (the UI's
+    trigger form, the REST API, ``airflow dags test``), have a data interval:
+    Airflow puts a manual run in the last interval complete before its logical
+    date, so a trigger "now" processes yesterday. A run without one (asset-triggered,
+    or manual through the REST API without a logical date) is treated the same
+    way: the last interval of the DAG's schedule complete before the run was
+    triggered, or the day before for a DAG without a cron schedule.
+    """
+    start = context.get("data_interval_start")
+    if start is not None:
+        return _utc_day(start)
+    run = context.get("dag_run")
+    moment = getattr(run, "run_after", None) or datetime.now(timezone.utc)
+    timetable = getattr(context.get("dag"), "timetable", None)
+    return last_complete_day(getattr(timetable, "expression", None), moment, getattr(timetable, "timezone", None))
+
+
+def _utc_day(moment: datetime) -> date:
     return moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date()
+
+
+def last_complete_day(expression: str | None, moment: datetime, tz: Any = None) -> date:
+    """The start day of the last interval of a cron schedule that is complete at ``moment`` (the
+    data interval Airflow gives a manual run at that moment); the day before without a schedule."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if not expression:
+        return _utc_day(moment) - timedelta(days=1)
+    from croniter import croniter
+
+    local = moment.astimezone(ZoneInfo(str(tz))) if tz else moment
+    end = local if croniter.match(expression, local) else croniter(expression, local).get_prev(datetime)
+    return _utc_day(croniter(expression, end).get_prev(datetime))
+
+
+def run_kind(context: Mapping[str, Any]) -> str:
+    """``scheduled``, ``manual``, ``backfill`` or ``asset_triggered`` (Airflow's run type)."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "manual")
+
+
+def lookback_for(spec: Any, kind: str, logger: logging.Logger) -> int:
+    """How many days before its own a run of ``spec`` re-extracts: none for a snapshot, none in a backfill
+    run (each backfill run covers its own day), else the Variable ``lookback_days`` or the dataset's."""
+    from vendorflow import settings
+
+    if spec.snapshot:
+        return 0
+    days = settings.lookback_days(spec.key_name, spec.lookback_days)
+    if days and kind == "backfill":
+        logger.info("%s: a backfill run covers its own day only (no lookback of %d days)", spec.key_name, days)
+        return 0
+    return days
+
+
+def check_snapshot(spec: Any, day: date, kind: str, logger: logging.Logger) -> None:
+    """A snapshot is the vendor's list as it is when extracted: it is never written into a backfilled past
+    day (the task is skipped, saying why), and into an old day by hand only with a warning."""
+    if not spec.snapshot:
+        return
+    if kind == "backfill":
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"{spec.key_name} is a snapshot of the vendor's list as it is now: a backfill run for dt={day} "
+            f"would store today's state as that day's, so it is skipped. Trigger the DAG by hand for that "
+            f"day to publish today's list there anyway."
+        )
+    today = datetime.now(timezone.utc).date()
+    if (today - day).days > 1:
+        logger.warning(
+            "%s dt=%s: a snapshot holds the vendor's list as it is now (%s), not as it was %d days ago; it is "
+            "published for dt=%s because this run asked for that day",
+            spec.key_name, day, today, (today - day).days, day,
+        )  # fmt: skip
 
 
 def parse_dates(explicit: Any) -> list[date] | None:
@@ -45,9 +116,10 @@ def parse_dates(explicit: Any) -> list[date] | None:
 def asset_dts(context: Mapping[str, Any], dataset: str, explicit: Any = None) -> list[date]:
     """Which partitions of ``dataset`` this run is about.
 
-    An explicit ``dt`` (from the run's conf) wins; else the ``dt`` of every
-    triggering asset event of ``dataset`` (several when the scheduler folded
-    events into one run); else the run's day (:func:`run_day`).
+    An explicit ``dt`` (from the run's conf) wins; else every partition the
+    triggering asset events of ``dataset`` published (several when the scheduler
+    folded events into one run, or when a run's lookback republished changed
+    days); else the run's day (:func:`run_day`).
     """
     chosen = parse_dates(explicit)
     if chosen:
@@ -58,8 +130,13 @@ def asset_dts(context: Mapping[str, Any], dataset: str, explicit: Any = None) ->
         for event in events[key]:
             name = getattr(getattr(event, "asset", None), "name", None)
             extra = getattr(event, "extra", None) or {}
-            if name == dataset and extra.get("dt"):
-                found.add(date.fromisoformat(str(extra["dt"])[:10]))
+            if name != dataset:
+                continue
+            # A run with a lookback publishes several days: every one of them is new to its consumers.
+            published = [p.get("dt") for p in extra.get("partitions") or [] if isinstance(p, Mapping)]
+            for dt in published if "partitions" in extra else [extra.get("dt")]:
+                if dt:
+                    found.add(date.fromisoformat(str(dt)[:10]))
     return sorted(found) if found else [run_day(context)]
 
 

@@ -156,12 +156,42 @@ def record(
     # The listing pages read only this small summary, so rebuilding them stays cheap as results pile up.
     stored.with_suffix(".summary").write_text(json.dumps(asdict(validation), default=str))
     site = gx_root / SITE
+    _write(site / validation.page, _validation_page(validation, document))
+    if _pending is not None:  # inside deferred(): the listings are rebuilt once, when it ends
+        _pending[(gx_root, dataset)] = (document["suite"], validation)
+    else:
+        _rebuild(gx_root, dataset, document["suite"], validation)
+    return site / validation.page
+
+
+def _rebuild(gx_root: Path, dataset: str, suite: list[Mapping[str, Any]], validation: Validation) -> None:
+    """The pages that list validations: the dataset's suite and validations, and the index (under the site's
+    lock, so concurrent tasks never lose each other's entry)."""
+    name, site = site_name(dataset), gx_root / SITE
     with _site_lock(gx_root):
-        _write(site / validation.page, _validation_page(validation, document))
-        _write(site / "suites" / f"{name}.html", _suite_page(dataset, document["suite"], validation))
+        _write(site / "suites" / f"{name}.html", _suite_page(dataset, suite, validation))
         _write(site / "datasets" / f"{name}.html", _dataset_page(dataset, validations(gx_root, dataset)))
         _write(site / "index.html", _index_page(gx_root))
-    return site / validation.page
+
+
+_pending: dict[tuple[Path, str], tuple[list[Mapping[str, Any]], Validation]] | None = None
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Validations recorded inside are listed once, at the end: a task that validates many days (a lookback,
+    a republish) rebuilds the listing pages once, not once a day. Each validation's own page is written at once."""
+    global _pending
+    if _pending is not None:  # nested: the outer one rebuilds
+        yield
+        return
+    _pending = {}
+    try:
+        yield
+    finally:
+        pending, _pending = _pending, None
+        for (gx_root, dataset), (suite, validation) in pending.items():
+            _rebuild(gx_root, dataset, suite, validation)
 
 
 def _read(folder: Path) -> list[Validation]:

@@ -15,8 +15,9 @@ from vendorflow import settings
 from vendorflow.datasets.spec import DatasetSpec, ExtractContext
 from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
+from vendorflow.pipeline.fingerprint import ContentHash
 from vendorflow.pipeline.schema import arrow_schema
-from vendorflow.pipeline.storage import Lake, ParquetStream, StorageError, run_token, sealed_file, storage_error
+from vendorflow.pipeline.storage import DATA_FILE, Lake, ParquetStream, StorageError, run_token, sealed_file, storage_error
 from vendorflow.pipeline.validate import validate_parquet
 from vendorflow.progress import Progress, counted
 
@@ -36,11 +37,16 @@ class DatasetResult:
     docs_url: str | None
     seconds: float
     requests: int | None = None
+    # False: a re-extracted day whose content was the same as published, left alone (not validated
+    # or republished again).
+    changed: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def line(self) -> str:
+        if not self.changed:
+            return f"{self.dataset} dt={self.dt}: unchanged ({counted(self.rows, 'rows')}), left as published"
         made = f" from {counted(self.requests, 'requests')}" if self.requests is not None else ""
         return (
             f"{self.dataset} dt={self.dt}: {counted(self.rows, 'rows')}{made} in {self.seconds:.1f} s; "
@@ -89,7 +95,13 @@ def run_dataset(
     progress_every: float = 10.0,
     logger: logging.Logger | None = None,
     accept_shrink: bool = False,
+    skip_unchanged: bool = False,
 ) -> DatasetResult:
+    """Extract ``spec`` for ``dt``, stream it to a staging file, validate it and publish it (or quarantine it).
+
+    With ``skip_unchanged`` a day whose content (:class:`ContentHash`) is what the published partition
+    holds is neither validated nor republished: a lookback re-extraction of a day that did not change.
+    """
     logger = logger or log
     lake = lake or Lake(settings.data_root())
     pii_mode = settings.pii_mode()
@@ -110,6 +122,7 @@ def run_dataset(
     ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger)
     requests_before = _requests_sent(hook) or 0
     started = time.monotonic()
+    fingerprint = ContentHash()
 
     logger.info("%s dt=%s: extracting (%s)", spec.key_name, dt, "snapshot" if spec.snapshot else "records of the day")
     try:
@@ -129,6 +142,7 @@ def run_dataset(
                 stream.write(batch)
             except OSError as exc:  # a full disk, a lost mount: say which dataset and file
                 raise storage_error(spec.key_name, dt, staged, exc, "writing") from None
+            fingerprint.add(batch)
             progress.advance(1, batch.num_rows)
         try:
             stream.close()
@@ -160,6 +174,8 @@ def run_dataset(
                 requests_before=requests_before,
                 accept_shrink=accept_shrink,
                 logger=logger,
+                content_hash=fingerprint.hexdigest(),
+                skip_unchanged=skip_unchanged,
             )
     except OSError as exc:
         if isinstance(exc, StorageError):
@@ -187,9 +203,24 @@ def _validate_and_publish(
     requests_before: int,
     accept_shrink: bool,
     logger: logging.Logger,
+    content_hash: str,
+    skip_unchanged: bool,
 ) -> DatasetResult:
     """Under the partition's lock: compare with what is published, validate, then publish or quarantine."""
     previous = lake.read_manifest(spec.key_name, dt)
+    if skip_unchanged and previous and previous.get("content_hash") == content_hash:
+        return DatasetResult(
+            dataset=spec.key_name,
+            dt=dt.isoformat(),
+            rows=int(previous.get("rows") or 0),
+            bytes=int(previous.get("bytes") or 0),
+            path=lake.url(f"{lake.partition_path(spec.key_name, dt)}/{DATA_FILE}"),
+            validation=str(previous.get("validation") or ""),
+            docs_url=None,
+            seconds=round(time.monotonic() - started, 3),
+            requests=(_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None,
+            changed=False,
+        )
     previous_rows = int(previous["rows"]) if previous and previous.get("rows") is not None else None
     min_rows = shrink_floor(spec, previous_rows, accept_shrink=accept_shrink)
     facts = {
@@ -234,6 +265,7 @@ def _validate_and_publish(
         "columns": schema_names,
         "schema_drift": drift,
         "replaced_rows": previous_rows,
+        "content_hash": content_hash,
     }
     path = lake.publish(staged, spec.key_name, dt, manifest)
     result = DatasetResult(

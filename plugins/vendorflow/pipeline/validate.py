@@ -67,7 +67,17 @@ def suite_expectations(spec: DatasetSpec, column_names: list[str]) -> list[Any]:
     return expectations
 
 
+_CONTEXT: Any = None
+# (dataset, columns, suite kind) -> (checkpoint, expectations): built once per process and reused for
+# every day a task validates (building a suite and its checkpoint costs as much as running it).
+_CHECKPOINTS: dict[tuple[str, tuple[str, ...], str], tuple[Any, list[Any]]] = {}
+
+
 def _context() -> Any:
+    """The process's one ephemeral Great Expectations context (nothing on disk, no analytics)."""
+    global _CONTEXT
+    if _CONTEXT is not None:
+        return _CONTEXT
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -81,7 +91,34 @@ def _context() -> Any:
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
     )
-    return gx.get_context(project_config=config, mode="ephemeral")
+    _CONTEXT = gx.get_context(project_config=config, mode="ephemeral")
+    _CONTEXT.data_sources.add_pandas("vendorflow")
+    return _CONTEXT
+
+
+def _checkpoint(spec: DatasetSpec, column_names: list[str], kind: str = "whole") -> tuple[Any, list[Any]]:
+    """The checkpoint that runs ``spec``'s suite (``kind="rows"``: its row-wise part only) on a data frame
+    given at run time, and the suite's expectations; built on first use."""
+    key = (spec.key_name, tuple(column_names), kind)
+    if key in _CHECKPOINTS:
+        return _CHECKPOINTS[key]
+    import great_expectations as gx
+
+    expectations = suite_expectations(spec, column_names)
+    if kind == "rows":
+        expectations = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
+    context = _context()
+    # GX store keys may not contain '/'; one name per (dataset, columns, kind) in this process.
+    name = f"{spec.key_name.replace('/', '.')}.{kind}.{len(_CHECKPOINTS)}"
+    asset = context.data_sources.get("vendorflow").add_dataframe_asset(name)
+    batch = asset.add_batch_definition_whole_dataframe("batch")
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(name=name, validation_definitions=[definition], result_format="SUMMARY")
+    )
+    _CHECKPOINTS[key] = (checkpoint, list(suite.expectations))
+    return _CHECKPOINTS[key]
 
 
 def validate_table(
@@ -94,28 +131,10 @@ def validate_table(
     gx_root: Path,
 ) -> ValidationOutcome:
     """Validate ``table`` against the dataset's suite; store the result and update Data Docs."""
-    import great_expectations as gx
-
-    facts = {"min_rows": 0, **facts}
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context = _context()
-    name = spec.key_name.replace("/", ".")  # GX store keys may not contain '/'
-    asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe(batch_name)
-    suite = context.suites.add(
-        gx.ExpectationSuite(name=name, expectations=suite_expectations(spec, table.column_names))
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=name,
-            validation_definitions=[definition],
-            result_format="SUMMARY",
-        )
-    )
+    facts = {"min_rows": 0, **facts}
+    checkpoint, expectations = _checkpoint(spec, table.column_names)
     frame = table.to_pandas()
     try:
         run = checkpoint.run(
@@ -134,7 +153,7 @@ def validate_table(
         run_name=run_name,
         batch_name=batch_name,
         facts=facts,
-        expectations=suite.expectations,
+        expectations=expectations,
         outcome=ValidationOutcome(
             success=bool(result.success),
             evaluated=len(described.get("results", [])),
@@ -315,28 +334,13 @@ def _validate_in_chunks(
     gx_root: Path,
     chunk_rows: int,
 ) -> ValidationOutcome:
-    import great_expectations as gx
     import pyarrow.parquet as pq
     from great_expectations.core.run_identifier import RunIdentifier
 
     expectations = suite_expectations(spec, names)
     row_wise = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
     whole = [e for e in expectations if type(e).__name__ in _WHOLE_TABLE]
-    context = _context()
-    name = spec.key_name.replace("/", ".")
-    asset = context.data_sources.add_pandas("vendorflow").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe(batch_name)
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=row_wise))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{name} {batch_name}", data=batch, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=name,
-            validation_definitions=[definition],
-            result_format="SUMMARY",
-        )
-    )
+    checkpoint, _ = _checkpoint(spec, names, "rows")
     chunks: list[dict[str, Any]] = []
     merged: dict[str, dict[str, Any]] = {}  # failing expectation -> its merged result
     for number, record_batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows), start=1):

@@ -57,15 +57,17 @@ class AllyyUploadOperator(BaseOperator):
         return Uploader(AllyyHook(conn_id=self.conn_id), self._ledger(), lake, self.log, batch_rows=self.batch_rows)
 
     def execute(self, context: Any) -> Any:
+        from vendorflow.operators.runs import run_day, run_kind
         from vendorflow.vendors.allyy import uploads
         from vendorflow.vendors.allyy.triggers import AllyyUploadTrigger
 
         params = context.get("params") or {}
+        events, by_hand = context.get("triggering_asset_events"), run_kind(context) == "manual"
         targets, wanted = uploads.run_partitions(
-            self.config, context.get("triggering_asset_events"), params.get("partitions"), context.get("logical_date")
+            self.config, events, params.get("partitions"), run_day(context), by_hand=by_hand
         )
         if not wanted:
-            self.log.info("Nothing to upload: no configured dataset triggered the run and no partitions were given")
+            self.log.info("Nothing to upload: no configured dataset triggered the run and none is configured")
             return []
         uploader = self._uploader()
         manifests = uploads.validated_manifests(uploader.lake, wanted)

@@ -163,7 +163,9 @@ def triggered_partitions(events: Any, targets: Iterable[UploadTarget]) -> list[W
             dt = extra.get("dt")
             if not dt:
                 raise VendorflowError(f"an asset event of {target.dataset} carries no dt in its extra ({extra!r})")
-            found.append((target.dataset, str(dt)))
+            # A run with a lookback names every day it published (its own and those whose content changed).
+            published = [p.get("dt") for p in extra.get("partitions") or [] if isinstance(p, Mapping) and p.get("dt")]
+            found.extend((target.dataset, str(d)) for d in (published if "partitions" in extra else [dt]))
     return found
 
 
@@ -182,14 +184,18 @@ def requested(
 
 
 def run_partitions(
-    config: str | Path | None, events: Any, manual: Any, logical_date: datetime | None
+    config: str | Path | None, events: Any, manual: Any, day: date | None, *, by_hand: bool = False
 ) -> tuple[dict[str, UploadTarget], list[Wanted]]:
     """The configured targets and the partitions a run uploads (:func:`requested`), from the run's
-    triggering asset events, its ``partitions`` param and its logical date."""
+    triggering asset events, its ``partitions`` param and its day. A run triggered by hand with neither
+    events nor partitions uploads every configured dataset's partition of its day."""
     path = Path(config) if config else config_path()
     targets = {t.dataset: t for t in load_targets(path)}
-    day = logical_date.strftime("%Y-%m-%d") if logical_date else None
-    return targets, requested(events, manual, day, targets, path)
+    text = day.isoformat() if day else None
+    wanted = requested(events, manual, text, targets, path)
+    if not wanted and by_hand and text:
+        wanted = [(dataset, text) for dataset in targets]
+    return targets, wanted
 
 
 def refused(rejected: list[str], what: str = "Allyy refused the upload") -> VendorflowError:
@@ -265,7 +271,7 @@ class Uploader:
             target = targets[dataset]
             entry = self.ledger.get(key)
             if entry is not None and not force:
-                resumed = self._resume(key, target, entry)
+                resumed = self._resume(key, target, entry, manifests[key])
                 if resumed is not False:
                     if resumed is not None:
                         waits.append(resumed)
@@ -276,9 +282,20 @@ class Uploader:
                 rejected.append(f"{key}: {exc}")
         return waits, rejected
 
-    def _resume(self, key: str, target: UploadTarget, entry: Any) -> dict[str, Any] | None | Literal[False]:
+    def _resume(
+        self, key: str, target: UploadTarget, entry: Any, manifest: Mapping[str, Any]
+    ) -> dict[str, Any] | None | Literal[False]:
         """What an earlier attempt left: ``None`` (done), a wait, or ``False`` (send it)."""
         data = entry.data
+        sent, now = data.get("content_hash"), manifest.get("content_hash")
+        if entry.status == FINISHED and sent and now and sent != now:
+            self.log.info(
+                "%s: uploaded as %s, but its content changed since (republished %s): uploading it again",
+                key,
+                data.get("upload_id"),
+                manifest.get("published_at"),
+            )
+            return False
         if entry.status == FINISHED:
             self.log.info(
                 "%s: already uploaded as %s (%s rows, finished %s); not sent again (force=true would)",
@@ -332,7 +349,7 @@ class Uploader:
                 "data_set_id": target.data_set_id, "datasource_id": target.datasource_id,
                 "upload_id": None, "rows": rows, "bytes": size, "allyy_status": None, "processed_lines": None,
                 "requested_at": _now(), "finished_at": None, "message": None,
-                "published_at": manifest.get("published_at"),
+                "published_at": manifest.get("published_at"), "content_hash": manifest.get("content_hash"),
             }  # fmt: skip
             # Claimed before the request (a crash from here on is checked at Allyy, not re-sent blindly), and only
             # from the state this task saw: another run that got there first keeps the partition.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, param
+from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, pages_of, param
 
 if TYPE_CHECKING:
     from vendorflow.vendors.footprints.hook import FootprintsHook
@@ -73,8 +73,9 @@ LEADS = DatasetSpec(
     vendor="footprints",
     name="leads",
     notes=(
-        "leads created on `dt` (`startDate=endDate=dt`, UTC); nested `offer`, `sku`, `consultant` flattened "
-        "(`skuId`/`consultantId` accepted too); names and birthdays dropped"
+        "leads created on `dt` (`startDate=endDate=dt`, UTC), with their status as last extracted: each daily run "
+        "re-extracts the 7 days before its own and republishes those that changed; nested `offer`, `sku`, "
+        "`consultant` flattened (`skuId`/`consultantId` accepted too); names and birthdays dropped"
     ),
     description=(
         "Leads created on the logical date (GET /api/lead, startDate = endDate = dt), nested objects flattened."
@@ -141,6 +142,94 @@ LEADS = DatasetSpec(
     ignore_fields=("userFirstName", "userLastName", "userBirthday", "timestamp", "__v"),
     extract=extract_leads,
     row_group_rows=16_384,  # a busy day's row groups stay small: memory follows the page, not the day
+    lookback_days=7,  # a lead's status keeps changing after its day (a lead becomes a customer a week later)
+)
+
+
+# -- status history -----------------------------------------------------------------------
+
+STATUS_CHANGES_KEY = ("lead_id", "status", "status_changed_at")
+
+
+def _published_rows(dataset: str, dt: Any, columns: list[str]) -> list[dict[str, Any]]:
+    """The rows of a published partition (only ``columns``); none when nothing is published."""
+    import pyarrow.parquet as pq
+
+    from vendorflow import settings
+    from vendorflow.pipeline.storage import DATA_FILE, Lake
+
+    lake = Lake(settings.data_root())
+    path = f"{lake.partition_path(dataset, dt)}/{DATA_FILE}"
+    try:
+        with lake.fs.open(path, "rb") as handle:
+            return pq.read_table(handle, columns=columns).to_pylist()
+    except FileNotFoundError:
+        return []
+
+
+def extract_lead_status_changes(ctx: ExtractContext) -> Iterator[Records]:
+    """What the partition held, plus every (lead, status, change time) the ``footprints/leads`` partition
+    of the same day holds now that it did not: an observation is never forgotten, and keeps when it was
+    first seen (the ``_extracted_at`` of the leads extraction that saw it)."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    own = ["lead_id", "status", "status_changed_at", "lead_created_at", "first_seen_at"]
+    for row in _published_rows("footprints/lead_status_changes", ctx.dt, own):
+        seen[tuple(row[k] for k in STATUS_CHANGES_KEY)] = row
+    known = len(seen)
+    leads = _published_rows(
+        "footprints/leads", ctx.dt, ["lead_id", "status", "status_changed_at", "created_at", "_extracted_at"]
+    )
+    for lead in leads:
+        key = tuple(lead[k] for k in STATUS_CHANGES_KEY)
+        if key not in seen:
+            seen[key] = {
+                "lead_id": lead["lead_id"],
+                "status": lead["status"],
+                "status_changed_at": lead["status_changed_at"],
+                "lead_created_at": lead["created_at"],
+                "first_seen_at": lead["_extracted_at"],
+            }
+    ctx.log.info(
+        "footprints/lead_status_changes dt=%s: %d observations kept, %d new from %d leads",
+        ctx.dt, known, len(seen) - known, len(leads),
+    )  # fmt: skip
+    rows = sorted(seen.values(), key=lambda r: (r["lead_id"], r["first_seen_at"], r["status"]))
+    yield from pages_of(rows, f"footprints/leads dt={ctx.dt}")
+
+
+LEAD_STATUS_CHANGES = DatasetSpec(
+    vendor="footprints",
+    name="lead_status_changes",
+    notes=(
+        "one row per (`lead_id`, `status`, `status_changed_at`) ever seen in `footprints/leads` of `dt` (the "
+        "lead's creation day), with `first_seen_at`; a lead that changed status has a row per status. Built from "
+        "the published leads after each run, so it is as fresh as the leads' lookback"
+    ),
+    description=(
+        "Status history of the leads created on dt: every (lead, status, status change time) observed, "
+        "and when it was first seen."
+    ),
+    columns=(
+        Column("lead_id", "string", required=True, nullable=False),
+        Column("status", "string", required=True, nullable=False),
+        Column("status_changed_at", "timestamp", required=True),
+        Column("lead_created_at", "timestamp", required=True, nullable=False),
+        Column("first_seen_at", "timestamp", required=True, nullable=False),
+    ),
+    key=STATUS_CHANGES_KEY,
+    expectations=(
+        Expect("ExpectColumnValuesToBeInSet", column="status", value_set=LEAD_STATUSES),
+        *_ids("lead_id"),
+        Expect(
+            "ExpectColumnValuesToBeBetween",
+            column="lead_created_at",
+            min_value=param("day_start"),
+            max_value=param("day_end"),
+            strict_max=True,
+        ),
+    ),
+    extract=extract_lead_status_changes,
+    lookback_days=7,  # follows footprints/leads: the days whose leads may have changed
 )
 
 
@@ -394,5 +483,5 @@ LOYALTY_CODES = DatasetSpec(
     extract=extract_loyalty_codes,
 )
 
-DATASETS = (LEADS, OFFERS, SKUS, CATALOGUES, LOCATIONS, CHANNELS, OFFLINE_CAMPAIGNS, LOYALTY_CAMPAIGNS, LOYALTY_CODES)
+DATASETS = (LEADS, LEAD_STATUS_CHANGES, OFFERS, SKUS, CATALOGUES, LOCATIONS, CHANNELS, OFFLINE_CAMPAIGNS, LOYALTY_CAMPAIGNS, LOYALTY_CODES)
 REFERENCE = ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns")

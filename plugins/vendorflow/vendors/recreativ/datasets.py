@@ -25,13 +25,17 @@ def extract_campaign_statistics(ctx: ExtractContext) -> Iterator[Records]:
 
 
 def extract_offer_statistics(ctx: ExtractContext) -> Iterator[Records]:
-    """One request per campaign (``filter[campaignId]`` needs ``filter[date]``), fanned out
+    """One request per campaign of the day (``filter[campaignId]`` needs ``filter[date]``), fanned out
     over ``concurrency`` threads; the shared budget, not the thread count, sets the pace."""
     from vendorflow.errors import VendorResponseError
     from vendorflow.http.concurrency import bounded_map
 
     hook = _hook(ctx)
-    campaign_ids = [int(c["id"]) for c in hook.campaigns() if c.get("id") is not None]
+    # The campaigns that had statistics that day, not today's campaign list: a past day (a lookback, a
+    # backfill) keeps the campaigns archived since and gets none created since.
+    campaign_ids = sorted(
+        {int(r["campaignId"]) for r in hook.campaign_statistics(ctx.dt, ctx.dt) if r.get("campaignId") is not None}
+    )
     ctx.progress.set_total(len(campaign_ids), unit="campaigns")
 
     def fetch(campaign_id: int) -> Records:
@@ -91,20 +95,21 @@ CAMPAIGNS = DatasetSpec(
 CAMPAIGN_STATISTICS = DatasetSpec(
     vendor="recreativ",
     name="campaign_statistics",
-    notes=("`filter[dateFrom]=filter[dateTo]=dt`"),
+    notes=("`filter[dateFrom]=filter[dateTo]=dt`; re-extracted for 3 days (late clicks and spend)"),
     description="Views, clicks and spend per campaign on the logical date (scope=campaigns).",
     columns=(Column("campaign_id", "int64", source="campaignId", required=True, nullable=False), *_MEASURES),
     key=("campaign_id", "date"),
     expectations=_statistics_expectations(),
     extract=extract_campaign_statistics,
+    lookback_days=3,  # Recreativ keeps counting a day's clicks and spend after it (late conversions)
 )
 
 OFFER_STATISTICS = DatasetSpec(
     vendor="recreativ",
     name="offer_statistics",
     notes=(
-        "one request per campaign (`filter[campaignId]` needs `filter[date]`), run as fast as the 5 requests/s "
-        "budget allows"
+        "one request per campaign that had statistics on `dt` (`filter[campaignId]` needs `filter[date]`), run "
+        "as fast as the 5 requests/s budget allows; re-extracted for 3 days"
     ),
     description="Views, clicks and spend per ad (teaser) on the logical date, one request per campaign (scope=offers).",
     columns=(
@@ -115,6 +120,7 @@ OFFER_STATISTICS = DatasetSpec(
     key=("offer_id", "date"),
     expectations=_statistics_expectations(),
     extract=extract_offer_statistics,
+    lookback_days=3,
 )
 
 DATASETS = (CAMPAIGNS, CAMPAIGN_STATISTICS, OFFER_STATISTICS)

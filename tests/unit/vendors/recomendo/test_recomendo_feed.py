@@ -61,7 +61,7 @@ def test_event_time_is_iso_8601_utc_with_milliseconds() -> None:
     assert event_time("2024-03-01T14:00:00+02:00") == "2024-03-01T12:00:00.000Z"
 
 
-def test_the_partition_comes_from_conf_then_asset_events_then_the_logical_date() -> None:
+def test_the_partition_comes_from_conf_then_asset_events_then_the_data_interval() -> None:
     leads = SimpleNamespace(name="footprints/leads")
     other = SimpleNamespace(name="recreativ/campaigns")
     events = {
@@ -71,13 +71,24 @@ def test_the_partition_comes_from_conf_then_asset_events_then_the_logical_date()
         ],
         "b": [SimpleNamespace(asset=other, extra={"dt": "2024-01-01"})],
     }
-    logical = {"logical_date": datetime(2024, 2, 1, tzinfo=timezone.utc)}
+    logical = {"data_interval_start": datetime(2024, 2, 1, tzinfo=timezone.utc)}
     assert leads_dts({**logical, "triggering_asset_events": events}, "2024-05-05") == [date(2024, 5, 5)]
     assert leads_dts({**logical, "triggering_asset_events": events}) == [date(2024, 3, 1), date(2024, 3, 2)]
     assert leads_dts(logical) == [date(2024, 2, 1)]
+    # No data interval (asset-triggered, or REST without a logical date): the last complete day.
     assert leads_dts(
         {"logical_date": None, "dag_run": SimpleNamespace(run_after=datetime(2024, 4, 4, 1, tzinfo=timezone.utc))}
-    ) == [date(2024, 4, 4)]
+    ) == [date(2024, 4, 3)]
+    # A run with a lookback announces every partition it published, not only its own day.
+    lookback = {
+        "a": [
+            SimpleNamespace(
+                asset=leads,
+                extra={"dt": "2024-03-09", "partitions": [{"dt": "2024-03-04"}, {"dt": "2024-03-09"}]},
+            )
+        ]
+    }
+    assert leads_dts({"triggering_asset_events": lookback}) == [date(2024, 3, 4), date(2024, 3, 9)]
     with pytest.raises(Exception, match="dt must be a date"):
         leads_dts({}, "yesterday")
 
@@ -189,7 +200,7 @@ def test_quota_share_is_remaining_over_the_month() -> None:
 
 def test_a_rendered_list_of_partitions_is_read_back() -> None:
     assert leads_dts({}, "['2024-03-02', '2024-03-01']") == [date(2024, 3, 1), date(2024, 3, 2)]
-    assert leads_dts({"logical_date": datetime(2024, 2, 1, tzinfo=timezone.utc)}, "None") == [date(2024, 2, 1)]
+    assert leads_dts({"data_interval_start": datetime(2024, 2, 1, tzinfo=timezone.utc)}, "None") == [date(2024, 2, 1)]
 
 
 OK_EVENT = {"event": "view", "entityType": "user", "entityId": "u1", "targetEntityType": "item", "targetEntityId": "i1"}
