@@ -623,9 +623,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
         size = min(requested, int(config.get("page_size_cap", 100)))  # the cap nobody documented
         as_of = config.get("status_clock")
         clock = datetime.fromisoformat(str(as_of).replace("Z", "+00:00")) if as_of else None
-        body, total = world().leads_slice(
-            start, end, (page - 1) * size, size, config.get("leads_by_day") or {}, clock
-        )
+        body, total = world().leads_slice(start, end, (page - 1) * size, size, config.get("leads_by_day") or {}, clock)
         headers = None
         if config.get("lead_headers"):
             headers = {

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 import requests
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 1)
@@ -40,7 +40,8 @@ def the_dag() -> Any:
 
 
 def run_dag(conf: dict[str, Any] | None = None) -> Any:
-    return the_dag().test(logical_date=pendulum.datetime(DAY.year, DAY.month, DAY.day, tz="UTC"), run_conf=conf)
+    dag = the_dag()
+    return dag.test(logical_date=logical_date_for(dag, DAY), run_conf=conf)
 
 
 def task_states(run: Any) -> dict[str, str]:
@@ -167,7 +168,7 @@ def test_a_refused_inbox_file_fails_the_run_without_retrying(
     dag = the_dag()
     for task in dag.tasks:
         task.retries, task.retry_delay = 3, timedelta(seconds=1)  # a retry cannot fix a file: it must not be tried
-    run = dag.test(logical_date=pendulum.datetime(DAY.year, DAY.month, DAY.day, tz="UTC"))
+    run = dag.test(logical_date=logical_date_for(dag, DAY))
     assert run.state == "failed"
     assert task_states(run) == {"record_requests": "success", "send_opt_outs": "failed"}
     text = "".join(capfd.readouterr())

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 import requests
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 1)
@@ -34,7 +34,7 @@ def run_dag(day: date = DAY) -> Any:
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["allyy_models"]
     for task in dag.tasks:
         task.retries = 0
-    return dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+    return dag.test(logical_date=logical_date_for(dag, day))
 
 
 def oracle_models(conn: dict[str, Any]) -> list[dict[str, Any]]:

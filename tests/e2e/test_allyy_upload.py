@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 import requests
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 1)
@@ -53,7 +53,7 @@ def run_upload(*partitions: str, force: bool = False, day: date = DAY) -> Any:
         if task.task_id == "upload":
             task.poll_interval = 0.2
     return dag.test(
-        logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"),
+        logical_date=logical_date_for(dag, day),
         run_conf={"partitions": list(partitions), "force": force},
     )
 

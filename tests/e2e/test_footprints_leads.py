@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 from tests.oracles.footprints import Oracle as Api
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +63,7 @@ def run_dag(dag_id: str = "footprints_leads", day: date = DAY, tasks: list[str] 
         dag = dag.partial_subset(tasks, include_upstream=False)
     for task in dag.tasks:
         task.retries = 0  # a failure should fail the run now, not in five minutes
-    return dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+    return dag.test(logical_date=logical_date_for(dag, day))
 
 
 # -- the independent oracle -------------------------------------------------------------
@@ -204,8 +205,16 @@ def written(data_root: Path, dataset: str, columns: str, day: date = DAY) -> lis
 
 
 def test_the_dag_writes_exactly_the_vendors_rows_a_rerun_replaces_them_and_duplicates_are_quarantined(
-    footprints: dict[str, Any], data_root: Path, sandbox: Sandbox, capfd: pytest.CaptureFixture[str]
+    footprints: dict[str, Any],
+    data_root: Path,
+    sandbox: Sandbox,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The run's own day only: the lookback has its own test below.
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_LOOKBACK_DAYS", json.dumps({"footprints/leads": 0, "footprints/lead_status_changes": 0})
+    )
     started = datetime.now(timezone.utc)
     run = run_dag()
     assert run.state == "success"
@@ -236,7 +245,9 @@ def test_the_dag_writes_exactly_the_vendors_rows_a_rerun_replaces_them_and_dupli
     assert run_dag().state == "success"  # the same day again
     assert written(data_root, "leads", LEAD_COLUMNS) == leads
     files = sorted(f.relative_to(data_root).as_posix() for f in (data_root / "footprints").rglob("*.parquet"))
-    assert files == sorted(f"footprints/{d}/dt={DAY}/data.parquet" for d in ("leads", *REFERENCE))
+    assert files == sorted(
+        f"footprints/{d}/dt={DAY}/data.parquet" for d in ("leads", "lead_status_changes", *REFERENCE)
+    )
 
     # Then the vendor's paging serves a lead twice: quarantined, nothing published over the good partition.
     published = data_root / f"footprints/leads/dt={DAY}/data.parquet"
@@ -253,3 +264,68 @@ def test_the_dag_writes_exactly_the_vendors_rows_a_rerun_replaces_them_and_dupli
     log = output.out + output.err
     assert "expect_column_values_to_be_unique(column='lead_id'): 2 unexpected values" in log
     assert "expect_table_row_count_to_equal" not in log  # the count of what came matches: only the key broke
+
+
+# -- data that changes after its day --------------------------------------------------------
+
+LATER_DAY = date(2024, 3, 14)  # a Thursday: its 7-day lookback reaches back to 2024-03-07
+
+
+def status_clock(sandbox: Sandbox, day: date) -> None:
+    """The sandbox's leads as they are at the end of ``day`` (about 30% become customers 1-6 days after)."""
+    sandbox.configure("footprints", status_clock=f"{day.isoformat()}T23:59:59Z")
+
+
+def manifest_run(data_root: Path, dataset: str, day: date) -> str:
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(data_root / f"footprints/{dataset}/dt={day}/data.parquet").metadata
+    return json.loads(metadata[b"vendorflow.manifest"])["run_id"]
+
+
+def status_rows(data_root: Path, day: date) -> set[tuple]:
+    glob = f"{data_root}/footprints/lead_status_changes/*/*.parquet"
+    return set(
+        duckdb.sql(
+            f"select lead_id, status, status_changed_at from read_parquet('{glob}', hive_partitioning=true) "
+            f"where dt = '{day}'"
+        ).fetchall()
+    )
+
+
+def test_a_later_run_republishes_the_days_whose_leads_changed_and_keeps_every_status(
+    footprints: dict[str, Any], data_root: Path, sandbox: Sandbox
+) -> None:
+    api = Api(footprints)
+    first = LATER_DAY - timedelta(days=3)
+    window = [first - timedelta(days=n) for n in range(7, -1, -1)]
+    status_clock(sandbox, first)
+    assert run_dag(day=first, tasks=["leads", "lead_status_changes"]).state == "success"
+    before = {day: expected_leads(api, day) for day in window}
+    for day in window:  # the run's own day and its 7 days of lookback, each exactly as the vendor has it
+        assert written(data_root, "leads", LEAD_COLUMNS, day) == before[day], day
+
+    # Three days later, leads of those days have become customers; the run of LATER_DAY looks back 7 days.
+    status_clock(sandbox, LATER_DAY)
+    assert run_dag(day=LATER_DAY, tasks=["leads", "lead_status_changes"]).state == "success"
+    changed_leads = 0
+    for day in [LATER_DAY - timedelta(days=n) for n in range(7, -1, -1)]:
+        now = expected_leads(api, day)
+        assert written(data_root, "leads", LEAD_COLUMNS, day) == now, day  # current status and status_changed_at
+        if day not in before:
+            continue
+        old = {(r[0], r[1], r[4]) for r in before[day]}
+        new = {(r[0], r[1], r[4]) for r in now}
+        history = status_rows(data_root, day)
+        assert old | new == history, day  # both the old and the new status of every changed lead
+        changed = {lead for lead, *_ in new - old}
+        changed_leads += len(changed)
+        assert all({s for lead, s, _ in history if lead == c} >= {"customer"} for c in changed)
+        assert all(len({s for lead, s, _ in history if lead == c}) == 2 for c in changed)
+    assert changed_leads > 50  # the vendor did change many of them
+
+    # The same run again: nothing changed at the vendor, so the lookback days are left as published.
+    runs = {day: manifest_run(data_root, "leads", day) for day in window if day >= LATER_DAY - timedelta(days=7)}
+    assert run_dag(day=LATER_DAY, tasks=["leads", "lead_status_changes"]).state == "success"
+    for day, run_id in runs.items():
+        assert manifest_run(data_root, "leads", day) == run_id, f"{day} was republished although unchanged"

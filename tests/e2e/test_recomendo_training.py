@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 
 pytestmark = pytest.mark.e2e
 WINDOW = 12.0  # seconds: the 30-minute rule, shortened for tests
@@ -114,7 +114,7 @@ def run_dag(day: date) -> Any:
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["recomendo_training"]
     for task in dag.tasks:
         task.retries = 0
-    return dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+    return dag.test(logical_date=logical_date_for(dag, day))
 
 
 def read(data_root: Path, dataset: str, columns: str) -> list[tuple]:

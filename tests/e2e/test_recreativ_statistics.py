@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pendulum
 import pytest
 import requests
 
 from include.sandbox.control import Sandbox
+from tests.dagruns import logical_date_for
 
 pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 1)
@@ -33,7 +33,7 @@ def run_dag(day: date = DAY) -> Any:
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["recreativ_statistics"]
     for task in dag.tasks:
         task.retries = 0  # a failure should fail the run now, not in five minutes
-    return dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+    return dag.test(logical_date=logical_date_for(dag, day))
 
 
 def oracle(conn: dict[str, Any], path: str, **params: Any) -> Any:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -283,6 +285,9 @@ def walk_pages(
         )
     if not paginator.has_next_page:
         return
+    if concurrency > 1 and paginator.prefetch and paginator.total_pages is None:
+        yield from _pages_to_an_unknown_end(fetch, paginator, query, concurrency, vendor, len(first.records))
+        return
     if concurrency > 1 and paginator.prefetch:
         pages = bounded_map(fetch, paginator.ahead(query), concurrency)
         try:
@@ -301,6 +306,45 @@ def walk_pages(
         records = _checked(paginator, fetch(dict(query)), vendor)
         if records:
             yield records
+
+
+def _pages_to_an_unknown_end(
+    fetch: Fetch, paginator: Paginator, query: dict[str, Any], concurrency: int, vendor: str, first_size: int
+) -> Iterator[Records]:
+    """Pages after the first of a listing whose end is only known when it comes (an empty page, or a record
+    count reached), fetched ahead in a window that grows by one with every full page, up to ``concurrency``.
+
+    A page shorter than the longest one seen is not the end (caps are undocumented), but hints at it: no
+    further page is asked for until the next one, already asked, answers. So a day that fits in one or two
+    pages costs one request past its end instead of ``concurrency - 1``, and a long day still reaches
+    ``concurrency`` pages in flight after a few round trips.
+    """
+    full, window = first_size, 2
+    # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more to know.
+    hinted_end = bool(paginator.size and first_size < paginator.size)
+    ahead = paginator.ahead(query)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vendorflow") as pool:
+        pending: deque[Future[Page]] = deque()
+        try:
+            while True:
+                # After a hint, only the page that confirms it (already asked for, or asked now).
+                limit = (0 if pending else 1) if hinted_end else min(window, concurrency)
+                while len(pending) < limit:
+                    pending.append(pool.submit(fetch, next(ahead)))
+                page = pending.popleft().result()
+                paginator.update_request(query)
+                records = _checked(paginator, page, vendor)
+                if records:  # the empty page that ends a listing is a signal, not a page of data
+                    yield records
+                if not paginator.has_next_page:
+                    return
+                if len(records) >= full:
+                    full, window, hinted_end = len(records), window + 1, False
+                else:
+                    hinted_end = True
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _checked(paginator: Paginator, page: Page, vendor: str) -> Records:

@@ -24,11 +24,14 @@ def run_day(context: Mapping[str, Any]) -> date:
     date, so a trigger "now" processes yesterday. A run without one (asset-triggered,
     or manual through the REST API without a logical date) is treated the same
     way: the last interval of the DAG's schedule complete before the run was
-    triggered, or the day before for a DAG without a cron schedule.
+    triggered, or the day before for a DAG without a cron schedule (whose manual
+    runs get an empty interval at their logical date: the day before that).
     """
-    start = context.get("data_interval_start")
-    if start is not None:
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and (end is None or end != start):
         return _utc_day(start)
+    if start is not None:  # a DAG without a time schedule run by hand: its interval is the instant itself
+        return last_complete_day(None, start)
     run = context.get("dag_run")
     moment = getattr(run, "run_after", None) or datetime.now(timezone.utc)
     timetable = getattr(context.get("dag"), "timetable", None)

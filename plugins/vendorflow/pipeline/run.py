@@ -17,7 +17,15 @@ from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.fingerprint import ContentHash
 from vendorflow.pipeline.schema import arrow_schema
-from vendorflow.pipeline.storage import DATA_FILE, Lake, ParquetStream, StorageError, run_token, sealed_file, storage_error
+from vendorflow.pipeline.storage import (
+    DATA_FILE,
+    Lake,
+    ParquetStream,
+    StorageError,
+    run_token,
+    sealed_file,
+    storage_error,
+)
 from vendorflow.pipeline.validate import validate_parquet
 from vendorflow.progress import Progress, counted
 

@@ -483,5 +483,16 @@ LOYALTY_CODES = DatasetSpec(
     extract=extract_loyalty_codes,
 )
 
-DATASETS = (LEADS, LEAD_STATUS_CHANGES, OFFERS, SKUS, CATALOGUES, LOCATIONS, CHANNELS, OFFLINE_CAMPAIGNS, LOYALTY_CAMPAIGNS, LOYALTY_CODES)
+DATASETS = (
+    LEADS,
+    LEAD_STATUS_CHANGES,
+    OFFERS,
+    SKUS,
+    CATALOGUES,
+    LOCATIONS,
+    CHANNELS,
+    OFFLINE_CAMPAIGNS,
+    LOYALTY_CAMPAIGNS,
+    LOYALTY_CODES,
+)
 REFERENCE = ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns")

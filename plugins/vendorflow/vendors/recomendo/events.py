@@ -1,10 +1,11 @@
 """Leads become Recomendo events, each sent once: the Footprints-to-Recomendo flow, with no Airflow in it.
 
 Every lead of a ``footprints/leads`` partition becomes two events (``$set`` on
-the customer, then customer -> offer as the interaction). The
+the customer, then customer -> offer as the interaction, with the lead's
+status); a lead seen later in a new status makes a new interaction event. The
 ``recomendo_events`` ledger holds one entry per event under its
-:class:`EventKey` (account, lead, kind): an accepted event is never sent
-again, and two runs fed the same partition never both send one
+:class:`EventKey` (account, lead, kind; the interaction's kind names the
+status, ``lead@customer``): an accepted event is never sent again, and two runs fed the same partition never both send one
 (:func:`claim_events`). :class:`EventFeed` runs one partition through it.
 """
 
@@ -97,16 +98,29 @@ class PlannedEvent:
     draft: dict[str, Any] = field(default_factory=dict)  # the event as far as the lead allows, for the record
 
 
+def interaction_kind(interaction: str, status: str | None) -> str:
+    """The ledger kind of a lead's interaction in one status: ``lead@customer`` (``lead`` without a status)."""
+    return f"{interaction}@{status}" if status else interaction
+
+
 def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEFAULT_INTERACTION) -> list[PlannedEvent]:
-    """The two events of one lead: ``$set`` on the customer, then customer -> offer as item.
+    """The events of one lead in its current status: ``$set`` on the customer (once per lead), then
+    customer -> offer as item, with the status as a property (once per lead and status).
 
     The customer is the Footprints client id; its properties are the lead's
-    non-personal context; the time is when the lead was created.
+    non-personal context. ``$set`` is timed when the lead was created; the
+    interaction when its status last changed. A lead seen again in a new status
+    (a lookback found it became a customer) makes a new interaction event, under
+    its own ledger key: Recomendo's training sees the conversion, and nothing is
+    sent twice.
     """
     lead_id = _text(lead.get("lead_id"))
     client_id = _text(lead.get("client_id"))
     offer_id = _text(lead.get("offer_id"))
+    status = _text(lead.get("status"))
     when = event_time(lead.get("created_at") if lead.get("created_at") is not None else lead.get("updated_at"))
+    # The interaction happens again, with its new status, each time the lead's status changes.
+    status_time = event_time(lead.get("status_changed_at")) or when
     base = EventKey(account, str(lead_id), "")
     missing = [
         name for name, value in (("lead_id", lead_id), ("client_id", client_id), ("created_at", when)) if value is None
@@ -123,14 +137,16 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
         "entityId": client_id,
         "targetEntityType": "item",
         "targetEntityId": offer_id,
-        "eventTime": when,
+        "eventTime": status_time,
     }
+    if status:
+        interaction_event["properties"] = {"status": status}
     return [
         PlannedEvent(
             base.kind_of("$set").text, lead_id, client_id, None if set_problem else set_event, set_problem, set_event
         ),
         PlannedEvent(
-            base.kind_of(interaction).text,
+            base.kind_of(interaction_kind(interaction, status)).text,
             lead_id,
             client_id,
             None if interaction_problem else interaction_event,
@@ -153,7 +169,9 @@ def read_leads(root: str, dt: date) -> Iterator[dict[str, Any]]:
         raise ConfigError(
             f"{LEADS} has no published partition dt={dt} ({lake.url(path)}): run footprints_leads for that day first"
         )
-    wanted = ["lead_id", "client_id", "offer_id", "created_at", "updated_at", *USER_PROPERTIES]
+    wanted = [
+        "lead_id", "client_id", "offer_id", "status", "status_changed_at", "created_at", "updated_at", *USER_PROPERTIES
+    ]  # fmt: skip
     with lake.fs.open(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
         present = [c for c in wanted if c in parquet.schema_arrow.names]

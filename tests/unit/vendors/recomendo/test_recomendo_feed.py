@@ -44,8 +44,20 @@ def test_a_lead_becomes_a_set_on_the_customer_and_an_interaction_with_the_offer(
         "targetEntityType": "item",
         "targetEntityId": "5cf92a83bc790a5cf99e35cf",
         "eventTime": "2024-03-01T09:30:05.123Z",
+        "properties": {"status": "new"},
     }
+    assert interaction.key == "acct:5b73fhfc4f58363318b82443:lead@new"
     assert validate_event(set_user.event) is None and validate_event(interaction.event) is None  # PredictionIO's rules
+
+
+def test_a_lead_in_a_new_status_is_a_new_interaction_and_the_same_set() -> None:
+    converted = {**LEAD, "status": "customer", "status_changed_at": datetime(2024, 3, 6, 14, 0, tzinfo=timezone.utc)}
+    before, after = lead_events(LEAD, account="acct"), lead_events(converted, account="acct")
+    assert before[0].key == after[0].key and before[0].event == after[0].event  # the customer is set once
+    assert after[1].key == "acct:5b73fhfc4f58363318b82443:lead@customer" != before[1].key
+    assert after[1].event["properties"] == {"status": "customer"}
+    assert after[1].event["eventTime"] == "2024-03-06T14:00:00.000Z"  # when the status changed
+    assert validate_event(after[1].event) is None
 
 
 def test_a_lead_without_the_ids_it_needs_is_skipped_with_a_reason() -> None:
