@@ -82,7 +82,7 @@ def expected_events(leads: list[dict[str, Any]]) -> set[tuple]:
         props = (("channel_id", lead["channel_id"]), ("location_id", lead["location_id"]))
         found.add(("$set", lead["client_id"], None, None, when, props))
         if lead["offer_id"]:
-            found.add(("lead", lead["client_id"], "item", lead["offer_id"], when, ()))
+            found.add(("lead", lead["client_id"], "item", lead["offer_id"], when, (("status", lead["status"]),)))
     return found
 
 

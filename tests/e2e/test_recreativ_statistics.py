@@ -154,18 +154,31 @@ def test_a_rerun_replaces_the_day_without_duplicates(recreativ: dict[str, Any], 
     assert run_dag().state == "success"
     for dataset in DATASETS:
         assert written_rows(data_root, dataset) == first[dataset]
-        files = list((data_root / "recreativ" / dataset).rglob("*.parquet"))
-        assert [f.relative_to(data_root).as_posix() for f in files] == [
-            f"recreativ/{dataset}/dt=2024-03-01/data.parquet"
-        ]
+        files = sorted(
+            f.relative_to(data_root).as_posix() for f in (data_root / "recreativ" / dataset).rglob("*.parquet")
+        )
+        # The statistics re-extract the 3 days before the run's own (late clicks and spend); the list is a snapshot.
+        days = ["2024-03-01"] if dataset == "campaigns" else ["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]
+        assert files == [f"recreativ/{dataset}/dt={d}/data.parquet" for d in days]
     events = _asset_events("recreativ/offer_statistics")
     assert len(events) == events_before + 1
     assert events[-1]["dt"] == "2024-03-01" and events[-1]["rows"] == len(first["offer_statistics"])
+    # The vendor's numbers for the lookback days did not change: the rerun left them as they were.
+    assert events[-1]["unchanged_days"] == ["2024-02-27", "2024-02-28", "2024-02-29"]
+    assert [p["dt"] for p in events[-1]["partitions"]] == ["2024-03-01"]
 
 
 def test_a_batch_that_fails_validation_is_quarantined_and_publishes_nothing(
-    recreativ: dict[str, Any], sandbox: Sandbox, data_root: Path, capfd: pytest.CaptureFixture[str]
+    recreativ: dict[str, Any],
+    sandbox: Sandbox,
+    data_root: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The run's own day only, so the vendor's fault lands on it.
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_LOOKBACK_DAYS", '{"recreativ/campaign_statistics": 0, "recreativ/offer_statistics": 0}'
+    )
     assert run_dag().state == "success"
     published = data_root / "recreativ/campaign_statistics/dt=2024-03-01/data.parquet"
     before = published.read_bytes()

@@ -312,14 +312,15 @@ def _pages_to_an_unknown_end(
     fetch: Fetch, paginator: Paginator, query: dict[str, Any], concurrency: int, vendor: str, first_size: int
 ) -> Iterator[Records]:
     """Pages after the first of a listing whose end is only known when it comes (an empty page, or a record
-    count reached), fetched ahead in a window that grows by one with every full page, up to ``concurrency``.
+    count reached), fetched ahead in a window that starts at half of ``concurrency`` and grows by one with
+    every full page, up to ``concurrency``.
 
     A page shorter than the longest one seen is not the end (caps are undocumented), but hints at it: no
     further page is asked for until the next one, already asked, answers. So a day that fits in one or two
     pages costs one request past its end instead of ``concurrency - 1``, and a long day still reaches
     ``concurrency`` pages in flight after a few round trips.
     """
-    full, window = first_size, 2
+    full, window = first_size, max(2, concurrency // 2)
     # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more to know.
     hinted_end = bool(paginator.size and first_size < paginator.size)
     ahead = paginator.ahead(query)

@@ -5,8 +5,9 @@ the customer, then customer -> offer as the interaction, with the lead's
 status); a lead seen later in a new status makes a new interaction event. The
 ``recomendo_events`` ledger holds one entry per event under its
 :class:`EventKey` (account, lead, kind; the interaction's kind names the
-status, ``lead@customer``): an accepted event is never sent again, and two runs fed the same partition never both send one
-(:func:`claim_events`). :class:`EventFeed` runs one partition through it.
+status, ``lead@customer``): an accepted event is never sent again, and two
+runs fed the same partition never both send one (:func:`claim_events`).
+:class:`EventFeed` runs one partition through it.
 """
 
 from __future__ import annotations
