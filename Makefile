@@ -62,8 +62,14 @@ sandbox: install
 airflow: install
 	$(BIN)/python -m include.airflow_local $(ARGS)
 
-bench: install-dev
+# dlt, the benchmarks' peer, lives in a virtualenv of its own: its pins never meet Airflow's.
+.venv-bench/.installed: requirements-bench.txt
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q -r requirements-bench.txt
+	@touch $@
+
+bench: install-dev .venv-bench/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .airflow data .pytest_cache
+	rm -rf $(VENV) .venv-bench .airflow data .pytest_cache

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -63,13 +63,19 @@ def setup(sandbox_server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> 
         "requests_per_second": 100,
     }
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in conns.items()}
+    # Each run writes its own day only: the lookback would triple the Recreativ requests at 5 a second.
+    env["AIRFLOW_VAR_LOOKBACK_DAYS"] = json.dumps({"recreativ/campaign_statistics": 0, "recreativ/offer_statistics": 0})
     root = tmp_path_factory.mktemp("cluster")
     with running_cluster(root, connections=env) as cluster:
         leads = {day: write_leads(cluster.data_root, day, 12, seed=day.day) for day in LEAD_DAYS}
         runs = []
         for day in RECREATIV_DAYS:
             runs.append(
-                ("recreativ_statistics", cluster.trigger("recreativ_statistics", f"rs-{day}", f"{day}T00:00:00Z"))
+                # A manual run covers the last interval complete before its logical date: the day before.
+                (
+                    "recreativ_statistics",
+                    cluster.trigger("recreativ_statistics", f"rs-{day}", f"{day + timedelta(days=1)}T00:00:00Z"),
+                )
             )
         for n, day in enumerate([LEAD_DAYS[0], LEAD_DAYS[0], LEAD_DAYS[1], LEAD_DAYS[2]]):
             runs.append(
