@@ -7,4 +7,4 @@ imports pandas, pyarrow, Great Expectations or touches the network.
 
 from __future__ import annotations
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
