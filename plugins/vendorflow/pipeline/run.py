@@ -79,6 +79,12 @@ def _requests_sent(hook: Any) -> int | None:
     return getattr(client, "requests_sent", None)
 
 
+def _requests_since(hook: Any, before: int) -> int | None:
+    """Requests the hook's client sent since it had sent ``before``; ``None`` without a client."""
+    sent = _requests_sent(hook)
+    return None if sent is None else sent - before
+
+
 def shrink_floor(spec: DatasetSpec, previous_rows: int | None, *, accept_shrink: bool) -> int:
     """The fewest rows a new batch of a partition that already holds ``previous_rows`` may have.
 
@@ -226,7 +232,7 @@ def _validate_and_publish(
             validation=str(previous.get("validation") or ""),
             docs_url=None,
             seconds=round(time.monotonic() - started, 3),
-            requests=(_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None,
+            requests=_requests_since(hook, requests_before),
             changed=False,
         )
     previous_rows = int(previous["rows"]) if previous and previous.get("rows") is not None else None
@@ -242,7 +248,7 @@ def _validate_and_publish(
     # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
     outcome = validate_parquet(spec, staged, facts=facts, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake))
     seconds = time.monotonic() - started
-    requests = (_requests_sent(hook) or 0) - requests_before if _requests_sent(hook) is not None else None
+    requests = _requests_since(hook, requests_before)
 
     if not outcome.success:
         folder = lake.quarantine(staged, spec.key_name, dt, token, outcome.result)

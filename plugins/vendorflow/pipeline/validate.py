@@ -354,9 +354,8 @@ def _validate_in_chunks(
     import pyarrow.parquet as pq
 
     expectations = suite_expectations(spec, names)
-    row_wise = [e for e in expectations if type(e).__name__ not in _WHOLE_TABLE]
+    checkpoint, row_wise = _checkpoint(spec, names, "rows")  # the row-wise part, run by GX chunk by chunk
     whole = [e for e in expectations if type(e).__name__ in _WHOLE_TABLE]
-    checkpoint, _ = _checkpoint(spec, names, "rows")
     chunks: list[dict[str, Any]] = []
     merged: dict[str, dict[str, Any]] = {}  # failing expectation -> its merged result
     for number, record_batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=chunk_rows), start=1):
