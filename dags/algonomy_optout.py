@@ -40,6 +40,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.vendors.algonomy.operators import AlgonomyOptOutOperator, RecordOptOutRequestsOperator
@@ -66,6 +67,19 @@ with DAG(
                 "only the inbox."
             ),
         ),
+        "accounts": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string"},
+            title="Algonomy accounts",
+            description=(
+                "The accounts (sites) to opt these users out of, one a line, as named in VENDORFLOW_ACCOUNTS. "
+                "Empty: every configured account. Files in the inbox go to the same accounts; a file in "
+                "inbox/<account>/ goes to that account only."
+            ),
+        ),
     },
 ):
-    RecordOptOutRequestsOperator() >> AlgonomyOptOutOperator()
+    record = RecordOptOutRequestsOperator()
+    for account in accounts.each("algonomy"):
+        record >> AlgonomyOptOutOperator(account=account.name)

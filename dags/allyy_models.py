@@ -23,6 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
@@ -38,4 +39,5 @@ with DAG(
     params=extraction_params(),
     max_active_runs=3,
 ):
-    DatasetOperator(dataset="allyy/models")
+    for account in accounts.each("allyy"):
+        DatasetOperator(dataset="allyy/models", account=account.name)

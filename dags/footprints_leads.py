@@ -34,6 +34,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
@@ -59,7 +60,8 @@ with DAG(
     params=extraction_params(),
     max_active_runs=3,
 ):
-    leads = DatasetOperator(dataset="footprints/leads")
-    leads >> DatasetOperator(dataset="footprints/lead_status_changes")
-    for dataset in ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):
-        DatasetOperator(dataset=f"footprints/{dataset}")
+    for account in accounts.each("footprints"):
+        leads = DatasetOperator(dataset="footprints/leads", account=account.name)
+        leads >> DatasetOperator(dataset="footprints/lead_status_changes", account=account.name)
+        for dataset in ("offers", "skus", "catalogues", "locations", "channels", "offline_campaigns"):
+            DatasetOperator(dataset=f"footprints/{dataset}", account=account.name)

@@ -20,6 +20,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
@@ -35,5 +36,6 @@ with DAG(
     params=extraction_params(),
     max_active_runs=3,
 ):
-    for dataset in ("loyalty_campaigns", "loyalty_codes"):
-        DatasetOperator(dataset=f"footprints/{dataset}")
+    for account in accounts.each("footprints"):
+        for dataset in ("loyalty_campaigns", "loyalty_codes"):
+            DatasetOperator(dataset=f"footprints/{dataset}", account=account.name)

@@ -22,6 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.vendors.recomendo.operators import RecomendoUsageOperator
@@ -37,4 +38,5 @@ with DAG(
     params=extraction_params(),
     max_active_runs=1,
 ):
-    RecomendoUsageOperator(task_id="usage")
+    for account in accounts.each("recomendo"):
+        RecomendoUsageOperator(task_id="usage", account=account.name)

@@ -22,6 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from vendorflow import accounts
 from vendorflow.dag_defaults import default_args, extraction_params
 from vendorflow.datasets.docs import dag_doc
 from vendorflow.operators.dataset import DatasetOperator
@@ -37,5 +38,6 @@ with DAG(
     params=extraction_params(),
     max_active_runs=3,
 ):
-    for dataset in ("campaigns", "campaign_statistics", "offer_statistics"):
-        DatasetOperator(dataset=f"recreativ/{dataset}")
+    for account in accounts.each("recreativ"):
+        for dataset in ("campaigns", "campaign_statistics", "offer_statistics"):
+            DatasetOperator(dataset=f"recreativ/{dataset}", account=account.name)

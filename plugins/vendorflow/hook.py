@@ -60,7 +60,16 @@ class VendorHook(BaseHook):
 
     @cached_property
     def connection(self) -> Any:
-        return self.get_connection(self.conn_id)
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            raise ConfigError(
+                f"{self.vendor_name}: connection {self.conn_id!r} does not exist. Create it (Admin > Connections, "
+                f"type {self.hook_name}, or AIRFLOW_CONN_{self.conn_id.upper()}), or correct the account's conn_id "
+                f"in the file VENDORFLOW_ACCOUNTS names"
+            ) from None
 
     @cached_property
     def extras(self) -> dict[str, Any]:

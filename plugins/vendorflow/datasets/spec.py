@@ -109,6 +109,7 @@ class ExtractContext:
     progress: Progress
     facts: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vendorflow.extract"))
+    account: str = "default"  # the vendor account being read (vendorflow.accounts)
 
     @property
     def day_start(self) -> datetime:

@@ -25,18 +25,20 @@ class DatasetOperator(BaseOperator):
     path in its extra, and ``partitions``: every day published) only when a partition was published.
 
     :param dataset: ``<vendor>/<dataset>``, as declared in ``vendorflow.datasets``.
-    :param conn_id: the vendor connection; defaults to the vendor hook's default.
+    :param account: the vendor account (:mod:`vendorflow.accounts`); its rows, file and asset event carry it.
+    :param conn_id: the vendor connection; defaults to the account's.
     :param dt: the partition date, ``YYYY-MM-DD`` (templated); by default the run's day.
     :param extract_params: extra values handed to the extractor (templated).
     """
 
-    template_fields = ("dataset", "conn_id", "dt", "extract_params")
+    template_fields = ("dataset", "account", "conn_id", "dt", "extract_params")
     ui_color = "#e8f4ea"
 
     def __init__(
         self,
         *,
         dataset: str,
+        account: str = "default",
         conn_id: str | None = None,
         dt: str | None = None,
         extract_params: dict[str, Any] | None = None,
@@ -47,6 +49,7 @@ class DatasetOperator(BaseOperator):
         kwargs.setdefault("doc_md", f"Extracts, validates and publishes `{dataset}` for the run's day.")
         super().__init__(**kwargs)
         self.dataset = dataset
+        self.account = account
         self.conn_id = conn_id
         self.dt = dt
         self.extract_params = extract_params or {}
@@ -63,7 +66,7 @@ class DatasetOperator(BaseOperator):
             raise ConfigError(f"dt must be a date as YYYY-MM-DD, not {self.dt!r}") from None
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from vendorflow import datasets
+        from vendorflow import accounts, datasets
         from vendorflow.errors import ConfigError
         from vendorflow.operators.runs import check_snapshot, lookback_for, run_kind
         from vendorflow.pipeline.window import run_window
@@ -72,7 +75,7 @@ class DatasetOperator(BaseOperator):
         spec = datasets.get(self.dataset)
         day, kind = self._day(context), run_kind(context)
         check_snapshot(spec, day, kind, self.log)
-        hook = get_hook(spec.vendor, self.conn_id)
+        hook = get_hook(spec.vendor, self.conn_id or accounts.get(spec.vendor, self.account).conn_id)
         accept_shrink = (context.get("params") or {}).get("accept_shrink", False)
         if not isinstance(accept_shrink, bool):
             raise ConfigError(f"param accept_shrink must be true or false, not {accept_shrink!r}")
@@ -86,6 +89,7 @@ class DatasetOperator(BaseOperator):
             inputs=self.extract_params,
             logger=self.log,
             accept_shrink=accept_shrink,
+            account=self.account,
         )
         event = outcome.event()
         context["outlet_events"][asset(self.dataset)].extra = event

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.errors import ConfigError
 
 
@@ -116,18 +117,20 @@ def parse_dates(explicit: Any) -> list[date] | None:
         raise ConfigError(f"dt must be a date as YYYY-MM-DD or a list of them, not {explicit!r}") from None
 
 
-def asset_dts(context: Mapping[str, Any], dataset: str, explicit: Any = None) -> list[date]:
-    """Which partitions of ``dataset`` this run is about.
+def asset_dts(context: Mapping[str, Any], dataset: str, explicit: Any = None, account: str | None = None) -> list[date]:
+    """Which partitions of ``dataset`` (of ``account``, when given) this run is about.
 
     An explicit ``dt`` (from the run's conf) wins; else every partition the
     triggering asset events of ``dataset`` published (several when the scheduler
     folded events into one run, or when a run's lookback republished changed
-    days); else the run's day (:func:`run_day`).
+    days), for ``account`` only (none when the events were all another account's);
+    else, in a run no event of ``dataset`` triggered, the run's day (:func:`run_day`).
     """
     chosen = parse_dates(explicit)
     if chosen:
         return chosen
     found: set[date] = set()
+    triggered = False
     events = context.get("triggering_asset_events") or {}
     for key in list(events):
         for event in events[key]:
@@ -135,12 +138,15 @@ def asset_dts(context: Mapping[str, Any], dataset: str, explicit: Any = None) ->
             extra = getattr(event, "extra", None) or {}
             if name != dataset:
                 continue
+            triggered = True
+            if account is not None and extra.get("account", DEFAULT_ACCOUNT) != account:
+                continue
             # A run with a lookback publishes several days: every one of them is new to its consumers.
             published = [p.get("dt") for p in extra.get("partitions") or [] if isinstance(p, Mapping)]
             for dt in published if "partitions" in extra else [extra.get("dt")]:
                 if dt:
                     found.add(date.fromisoformat(str(dt)[:10]))
-    return sorted(found) if found else [run_day(context)]
+    return sorted(found) if found or triggered else [run_day(context)]
 
 
 def run_key(context: Mapping[str, Any]) -> str:
@@ -157,6 +163,7 @@ def republish(
     logger: logging.Logger,
     *,
     tolerate_errors: bool = False,
+    account: str = DEFAULT_ACCOUNT,
 ) -> list[dict[str, Any]]:
     """Rebuild the partitions of ``days`` of a dataset that is a view of a ledger (its rows changed), and
     put them on the dataset's asset event.
@@ -183,6 +190,7 @@ def republish(
                 run_id=str(context.get("run_id")),
                 try_number=getattr(ti, "try_number", None),
                 logger=logger,
+                account=account,
             )
         except Exception:
             if not tolerate_errors:
@@ -195,6 +203,7 @@ def republish(
     if results:
         context["outlet_events"][asset(dataset)].extra = {
             "partitions": results,
+            "account": account,
             "dt": results[-1]["dt"],
             "rows": sum(r["rows"] for r in results),
         }

@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import Column, DatasetSpec, output_name
 from vendorflow.pii import pseudonymise
-from vendorflow.pipeline.schema import ARROW_TYPES, EXTRACTED_AT
+from vendorflow.pipeline.schema import ACCOUNT, ARROW_TYPES, EXTRACTED_AT
 from vendorflow.settings import PiiMode
 
 _MISSING = object()
@@ -196,13 +197,22 @@ def scrub_secrets(array: pa.Array) -> pa.Array:
 class BatchBuilder:
     """Turns pages of records into record batches of one dataset's schema."""
 
-    def __init__(self, spec: DatasetSpec, schema: pa.Schema, *, pii_mode: PiiMode, pii_key: bytes | None) -> None:
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        schema: pa.Schema,
+        *,
+        pii_mode: PiiMode,
+        pii_key: bytes | None,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         if pii_mode == "hmac" and any(c.pii for c in spec.columns) and not pii_key:
             raise ValueError("a key is required to pseudonymise personal data")
         self.spec = spec
         self.schema = schema
         self.pii_mode = pii_mode
         self.pii_key = pii_key
+        self.account = account
         self.rows = 0
         self._absent = dict.fromkeys((c.name for c in spec.columns), 0)
         self._unmapped: dict[str, int] = {}
@@ -285,7 +295,8 @@ class BatchBuilder:
         arrays = [self._array(self._raw(records, c), c) for c in self.spec.columns]
         self.rows += len(records)
         arrays = [scrub_secrets(a) for a in arrays]
+        arrays.append(pa.array([self.account] * len(records), pa.string()))
         arrays.append(pa.array([extracted_at] * len(records), ARROW_TYPES["timestamp"]))
-        names = [output_name(c, self.pii_mode) for c in self.spec.columns] + [EXTRACTED_AT]
+        names = [output_name(c, self.pii_mode) for c in self.spec.columns] + [ACCOUNT, EXTRACTED_AT]
         assert names == self.schema.names
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from vendorflow import settings
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import DatasetSpec, ExtractContext
 from vendorflow.errors import ValidationFailed, VendorResponseError
 from vendorflow.pipeline.convert import BatchBuilder, RecordError
 from vendorflow.pipeline.fingerprint import ContentHash
 from vendorflow.pipeline.schema import arrow_schema
 from vendorflow.pipeline.storage import (
-    DATA_FILE,
     Lake,
     ParquetStream,
     StorageError,
@@ -48,18 +48,30 @@ class DatasetResult:
     # False: a re-extracted day whose content was the same as published, left alone (not validated
     # or republished again).
     changed: bool = True
+    account: str = DEFAULT_ACCOUNT
+
+    @property
+    def label(self) -> str:
+        """``<dataset> dt=<day>``, with the account when there are several."""
+        return partition_label(self.dataset, self.dt, self.account)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def line(self) -> str:
         if not self.changed:
-            return f"{self.dataset} dt={self.dt}: unchanged ({counted(self.rows, 'rows')}), left as published"
+            return f"{self.label}: unchanged ({counted(self.rows, 'rows')}), left as published"
         made = f" from {counted(self.requests, 'requests')}" if self.requests is not None else ""
         return (
-            f"{self.dataset} dt={self.dt}: {counted(self.rows, 'rows')}{made} in {self.seconds:.1f} s; "
+            f"{self.label}: {counted(self.rows, 'rows')}{made} in {self.seconds:.1f} s; "
             f"validation {self.validation}; published {self.path}"
         )
+
+
+def partition_label(dataset: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> str:
+    """How logs and errors name one account's partition: ``<dataset> dt=<day>`` (``account=<a>`` added when it
+    is not the default one)."""
+    return f"{dataset} dt={dt}" + ("" if account == DEFAULT_ACCOUNT else f" account={account}")
 
 
 def gx_root(lake: Lake, variable: Callable[[str], str | None] | None = None) -> Path:
@@ -110,6 +122,7 @@ def run_dataset(
     logger: logging.Logger | None = None,
     accept_shrink: bool = False,
     skip_unchanged: bool = False,
+    account: str = DEFAULT_ACCOUNT,
 ) -> DatasetResult:
     """Extract ``spec`` for ``dt``, stream it to a staging file, validate it and publish it (or quarantine it).
 
@@ -121,8 +134,9 @@ def run_dataset(
     pii_mode = settings.pii_mode()
     pii_key = settings.pii_hmac_key() if pii_mode == "hmac" and any(c.pii for c in spec.columns) else None
     schema = arrow_schema(spec, pii_mode)
-    builder = BatchBuilder(spec, schema, pii_mode=pii_mode, pii_key=pii_key)
-    token = run_token(run_id, try_number)
+    builder = BatchBuilder(spec, schema, pii_mode=pii_mode, pii_key=pii_key, account=account)
+    token = run_token(run_id if account == DEFAULT_ACCOUNT else f"{account}-{run_id}", try_number)
+    where = partition_label(spec.key_name, dt, account)
     removed = lake.clean_staging(spec.key_name)
     if removed:
         logger.info("%s: removed %d staging file(s) left by runs that died", spec.key_name, removed)
@@ -133,12 +147,12 @@ def run_dataset(
             spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder"
         ) from None
     progress = Progress(spec.key_name, log=logger, every=progress_every)
-    ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger)
+    ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger, account=account)
     requests_before = _requests_sent(hook) or 0
     started = time.monotonic()
     fingerprint = ContentHash()
 
-    logger.info("%s dt=%s: extracting (%s)", spec.key_name, dt, "snapshot" if spec.snapshot else "records of the day")
+    logger.info("%s: extracting (%s)", where, "snapshot" if spec.snapshot else "records of the day")
     try:
         stream = ParquetStream(
             staged, schema, **({"row_group_rows": spec.row_group_rows} if spec.row_group_rows else {})
@@ -168,12 +182,13 @@ def run_dataset(
     logger.info("%s", progress.line())
     drift = builder.drift()
     if drift:
-        logger.warning("%s dt=%s: %s", spec.key_name, dt, describe_drift(drift))
+        logger.warning("%s: %s", where, describe_drift(drift))
 
     try:
-        with lake.partition_lock(spec.key_name, dt):
+        with lake.partition_lock(spec.key_name, dt, account):
             return _validate_and_publish(
                 spec,
+                account=account,
                 lake=lake,
                 hook=hook,
                 dt=dt,
@@ -194,7 +209,9 @@ def run_dataset(
     except OSError as exc:
         if isinstance(exc, StorageError):
             raise
-        raise storage_error(spec.key_name, dt, lake.partition_path(spec.key_name, dt), exc, "publishing to") from None
+        raise storage_error(
+            spec.key_name, dt, lake.data_file(spec.key_name, dt, account), exc, "publishing to"
+        ) from None
     finally:
         staged.unlink(missing_ok=True)
         sealed_file(staged).unlink(missing_ok=True)
@@ -203,6 +220,7 @@ def run_dataset(
 def _validate_and_publish(
     spec: DatasetSpec,
     *,
+    account: str,
     lake: Lake,
     hook: Any,
     dt: date,
@@ -221,19 +239,20 @@ def _validate_and_publish(
     skip_unchanged: bool,
 ) -> DatasetResult:
     """Under the partition's lock: compare with what is published, validate, then publish or quarantine."""
-    previous = lake.read_manifest(spec.key_name, dt)
+    previous = lake.read_manifest(spec.key_name, dt, account)
     if skip_unchanged and previous and previous.get("content_hash") == content_hash:
         return DatasetResult(
             dataset=spec.key_name,
             dt=dt.isoformat(),
             rows=int(previous.get("rows") or 0),
             bytes=int(previous.get("bytes") or 0),
-            path=lake.url(f"{lake.partition_path(spec.key_name, dt)}/{DATA_FILE}"),
+            path=lake.url(lake.data_file(spec.key_name, dt, account)),
             validation=str(previous.get("validation") or ""),
             docs_url=None,
             seconds=round(time.monotonic() - started, 3),
             requests=_requests_since(hook, requests_before),
             changed=False,
+            account=account,
         )
     previous_rows = int(previous["rows"]) if previous and previous.get("rows") is not None else None
     min_rows = shrink_floor(spec, previous_rows, accept_shrink=accept_shrink)
@@ -246,12 +265,13 @@ def _validate_and_publish(
         **ctx.facts,
     }
     # Whole when small; a big day in chunks, so validation's memory follows the chunk too.
-    outcome = validate_parquet(spec, staged, facts=facts, batch_name=f"dt={dt}", run_name=token, gx_root=gx_root(lake))
+    batch_name = f"dt={dt}" if account == DEFAULT_ACCOUNT else f"dt={dt}/{account}"
+    outcome = validate_parquet(spec, staged, facts=facts, batch_name=batch_name, run_name=token, gx_root=gx_root(lake))
     seconds = time.monotonic() - started
     requests = _requests_since(hook, requests_before)
 
     if not outcome.success:
-        folder = lake.quarantine(staged, spec.key_name, dt, token, outcome.result)
+        folder = lake.quarantine(staged, spec.key_name, dt, token, outcome.result, account)
         failures = "\n  - ".join(outcome.failures)
         shrunk = ""
         if stream_rows < min_rows:
@@ -262,7 +282,8 @@ def _validate_and_publish(
                 f"holds fewer now, trigger the DAG again with the param accept_shrink=true."
             )
         raise ValidationFailed(
-            f"{spec.key_name} dt={dt}: {len(outcome.failures)} of {outcome.evaluated} expectations failed:\n"
+            f"{partition_label(spec.key_name, dt, account)}: {len(outcome.failures)} of {outcome.evaluated} "
+            "expectations failed:\n"
             f"  - {failures}{shrunk}\nThe batch ({stream_rows:,} rows) is quarantined at {lake.url(folder)}; "
             f"the published partition is unchanged. Data Docs: {outcome.docs_url}"
         )
@@ -270,6 +291,7 @@ def _validate_and_publish(
     manifest = {
         "dataset": spec.key_name,
         "dt": dt.isoformat(),
+        "account": account,
         "rows": stream_rows,
         "run_id": run_id,
         "run_token": token,
@@ -281,7 +303,7 @@ def _validate_and_publish(
         "replaced_rows": previous_rows,
         "content_hash": content_hash,
     }
-    path = lake.publish(staged, spec.key_name, dt, manifest)
+    path = lake.publish(staged, spec.key_name, dt, manifest, account)
     result = DatasetResult(
         dataset=spec.key_name,
         dt=dt.isoformat(),
@@ -292,6 +314,7 @@ def _validate_and_publish(
         docs_url=outcome.docs_url,
         seconds=round(seconds, 3),
         requests=requests,
+        account=account,
     )
     logger.info("%s", result.line())
     return result

@@ -8,6 +8,7 @@ from vendorflow.datasets.spec import DatasetSpec, output_name
 from vendorflow.settings import PiiMode
 
 EXTRACTED_AT = "_extracted_at"
+ACCOUNT = "account"  # the vendor account a row was read from (vendorflow.accounts)
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int64": pa.int64(),
@@ -23,6 +24,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 
 def arrow_schema(spec: DatasetSpec, pii_mode: PiiMode = "hmac") -> pa.Schema:
     fields = [pa.field(output_name(c, pii_mode), ARROW_TYPES[c.type], nullable=c.nullable) for c in spec.columns]
+    fields.append(pa.field(ACCOUNT, pa.string(), nullable=False))
     fields.append(pa.field(EXTRACTED_AT, ARROW_TYPES["timestamp"], nullable=False))
     metadata = {"vendorflow.dataset": spec.key_name, "vendorflow.description": spec.description}
     return pa.schema(fields, metadata=metadata)

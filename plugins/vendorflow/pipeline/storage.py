@@ -1,19 +1,25 @@
 """The data lake layout, streaming Parquet writes, atomic publish and quarantine.
 
-``<root>/<vendor>/<dataset>/dt=YYYY-MM-DD/data.parquet`` is the only file a
-partition holds, and it carries its own manifest (rows, run, validation) in
-its Parquet footer's key-value metadata, so data and manifest are published
-in one step and can never disagree. A run writes into ``<root>/_staging/``
+``<root>/<vendor>/<dataset>/dt=YYYY-MM-DD/data.parquet`` is the ``default``
+account's whole partition (the only account without ``VENDORFLOW_ACCOUNTS``,
+so a deployment with one account keeps the layout it had before accounts), and
+``<account>.parquet`` beside it another account's. Each file
+carries its own manifest (rows, run, validation) in its Parquet footer's
+key-value metadata, so data and manifest are published in one step and can
+never disagree. Accounts of one day sit side by side in the day's folder, so
+``*/*.parquet`` still reads the dataset as one table, and a rerun of one
+account's day replaces that account's file only. A run writes into ``<root>/_staging/``
 (same filesystem, so publishing is one ``os.replace``: readers see the old
 file or the new one, never half of one and never both); on an object store
 the staging file is local and publishing is a single object PUT, which is
-atomic there too. Runs of one partition take its lock
+atomic there too. Runs of one account's partition take its lock
 (``<root>/_locks/...``) from "what is published now?" to publishing, so two
 runs of one date never interleave. Output that fails validation moves to
 ``<root>/_quarantine/`` with its validation result. The underscore folders
 are invisible to the documented readers (``*/*.parquet`` globs and pyarrow's
 dataset discovery). Staging files of dead runs are removed after
-``VENDORFLOW_STAGING_MAX_AGE_HOURS`` (6).
+``VENDORFLOW_STAGING_MAX_AGE_HOURS`` (6). Files written before accounts have no
+``account`` column; a rerun of their day adds it.
 """
 
 from __future__ import annotations
@@ -39,10 +45,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-DATA_FILE = "data.parquet"
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
+
+DATA_FILE = "data.parquet"  # the default account's file (see data_file_name)
 LEGACY_MANIFEST_FILE = "_manifest.json"  # partitions published before the manifest moved into the footer
 MANIFEST_KEY = b"vendorflow.manifest"
 ROW_GROUP_ROWS = 128 * 1024
+
+
+NAMED_FILE = re.compile(r"^[a-z][a-z0-9_-]{0,31}\.parquet$")  # data.parquet, <account>.parquet
+
+
+def _lock_suffix(account: str) -> str:
+    return "" if account == DEFAULT_ACCOUNT else f".{account}"
 
 
 class StorageError(OSError):
@@ -57,6 +72,12 @@ def storage_error(dataset: str, dt: date | str, path: object, error: OSError, do
     elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = " Make it writable for the Airflow user, or point the Variable data_root elsewhere."
     return StorageError(error.errno, f"{dataset} dt={dt}: {doing} {path} failed: {reason}.{hint}")
+
+
+def data_file_name(account: str = DEFAULT_ACCOUNT) -> str:
+    """The name of an account's data file in a partition folder: ``data.parquet`` for the default account
+    (the name it had before accounts), ``<account>.parquet`` for the others (``data`` is no account name)."""
+    return DATA_FILE if account == DEFAULT_ACCOUNT else f"{account}.parquet"
 
 
 def sealed_file(staged: Path) -> Path:
@@ -145,7 +166,12 @@ class Lake:
         return self.join(key)
 
     def partition_path(self, key: str, dt: date | str) -> str:
+        """The day's folder, shared by every account's file."""
         return self.join(key, f"dt={dt}")
+
+    def data_file(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> str:
+        """An account's published file of a day (it may not exist)."""
+        return f"{self.partition_path(key, dt)}/{data_file_name(account)}"
 
     def url(self, path: str) -> str:
         """A path as users would type it: a plain local path, or the store's URL."""
@@ -186,8 +212,15 @@ class Lake:
         staged.unlink(missing_ok=True)
         return sealed
 
-    def publish(self, staged: Path, key: str, dt: date | str, manifest: dict[str, Any] | None = None) -> str:
-        """Make ``staged`` the partition's only data file, atomically; returns its path.
+    def publish(
+        self,
+        staged: Path,
+        key: str,
+        dt: date | str,
+        manifest: dict[str, Any] | None = None,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> str:
+        """Make ``staged`` the account's data file of the day, atomically; returns its path.
 
         With ``manifest``, the file is first sealed with it (see :meth:`seal`); a
         file sealed already is published as it is.
@@ -195,7 +228,7 @@ class Lake:
         if manifest is not None:
             staged = self.seal(staged, manifest)
         folder = self.partition_path(key, dt)
-        final = f"{folder}/{DATA_FILE}"
+        final = self.data_file(key, dt, account)
         fs = self.fs
         fs.makedirs(folder, exist_ok=True)
         if self.is_local:
@@ -203,15 +236,16 @@ class Lake:
         else:
             fs.put_file(str(staged), final)
             staged.unlink()
-        for other in fs.ls(folder, detail=False):
+        for other in fs.ls(folder, detail=False):  # files of an older layout, never another account's file
             name = other.rstrip("/").split("/")[-1]
-            if name != DATA_FILE and (name.endswith(".parquet") or name == LEGACY_MANIFEST_FILE):
-                fs.rm(other)  # files of an older layout: never two data files, never a stale manifest
+            stale = name.endswith(".parquet") and (name.startswith("part-") or not NAMED_FILE.match(name))
+            if stale or (account == DEFAULT_ACCOUNT and name == LEGACY_MANIFEST_FILE):
+                fs.rm(other)
         return final
 
     @contextlib.contextmanager
-    def partition_lock(self, key: str, dt: date | str) -> Iterator[None]:
-        """Exclusive use of one partition, from reading what is published to publishing.
+    def partition_lock(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> Iterator[None]:
+        """Exclusive use of one account's partition, from reading what is published to publishing.
 
         With ``VENDORFLOW_LEDGER_URL`` set, a lease in that database: every host. Otherwise an
         ``flock`` under the data root (every process of this machine; an object store's data root
@@ -221,13 +255,13 @@ class Lake:
         if settings.ledger_url():
             from vendorflow.ledger import lease
 
-            with lease(f"partition.{key}.dt={dt}"):
+            with lease(f"partition.{key}.dt={dt}{_lock_suffix(account)}"):
                 yield
             return
         if self.is_local:
-            path = Path(self.join("_locks", key, f"dt={dt}.lock"))
+            path = Path(self.join("_locks", key, f"dt={dt}{_lock_suffix(account)}.lock"))
         else:
-            path = settings.state_dir() / "partition-locks" / key / f"dt={dt}.lock"
+            path = settings.state_dir() / "partition-locks" / key / f"dt={dt}{_lock_suffix(account)}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -254,15 +288,23 @@ class Lake:
                     removed += 1
         return removed
 
-    def quarantine(self, staged: Path, key: str, dt: date | str, token: str, validation: dict[str, Any]) -> str:
+    def quarantine(
+        self,
+        staged: Path,
+        key: str,
+        dt: date | str,
+        token: str,
+        validation: dict[str, Any],
+        account: str = DEFAULT_ACCOUNT,
+    ) -> str:
         """Move a failed batch aside with its validation result; returns the folder."""
         folder = self.join("_quarantine", key, f"dt={dt}", token)
         fs = self.fs
         fs.makedirs(folder, exist_ok=True)
         if self.is_local:
-            shutil.move(str(staged), f"{folder}/{DATA_FILE}")
+            shutil.move(str(staged), f"{folder}/{data_file_name(account)}")
         else:
-            fs.put_file(str(staged), f"{folder}/{DATA_FILE}")
+            fs.put_file(str(staged), f"{folder}/{data_file_name(account)}")
             staged.unlink()
         self._write_json(f"{folder}/validation.json", validation)
         return folder
@@ -277,11 +319,18 @@ class Lake:
             with self.fs.open(path, "wb") as handle:
                 handle.write(data)
 
-    def read_manifest(self, key: str, dt: date | str) -> dict[str, Any] | None:
-        """The manifest of the published partition, from its data file's footer (``bytes`` is the
+    def published_file(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> str | None:
+        """The account's published file of the day; ``None`` when nothing is published."""
+        path = self.data_file(key, dt, account)
+        return path if self.fs.exists(path) else None
+
+    def read_manifest(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> dict[str, Any] | None:
+        """The manifest of the account's published partition, from its data file's footer (``bytes`` is the
         file's size); ``None`` when nothing is published."""
         folder = self.partition_path(key, dt)
-        path = f"{folder}/{DATA_FILE}"
+        path = self.published_file(key, dt, account)
+        if path is None:
+            return None
         try:
             with self.fs.open(path, "rb") as handle:
                 size = self.fs.size(path)
@@ -299,8 +348,8 @@ class Lake:
         manifest["bytes"] = size
         return manifest
 
-    def partitions(self, key: str) -> list[str]:
-        """The ``dt`` values of a dataset's published partitions, sorted."""
+    def partitions(self, key: str, account: str | None = None) -> list[str]:
+        """The ``dt`` values of a dataset's published partitions (of ``account``, or of any account), sorted."""
         try:
             entries = self.fs.ls(self.dataset_path(key), detail=False)
         except FileNotFoundError:
@@ -308,6 +357,23 @@ class Lake:
         found = []
         for entry in entries:
             name = entry.rstrip("/").split("/")[-1]
-            if name.startswith("dt=") and self.fs.exists(f"{entry}/{DATA_FILE}"):
+            if not name.startswith("dt="):
+                continue
+            if account is not None:
+                if self.published_file(key, name[3:], account):
+                    found.append(name[3:])
+            elif self.accounts(key, name[3:]):
                 found.append(name[3:])
         return sorted(found)
+
+    def accounts(self, key: str, dt: date | str) -> list[str]:
+        """The accounts with a published file of the day, sorted."""
+        try:
+            names = [e.rstrip("/").split("/")[-1] for e in self.fs.ls(self.partition_path(key, dt), detail=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(
+            DEFAULT_ACCOUNT if n == DATA_FILE else n[: -len(".parquet")]
+            for n in names
+            if NAMED_FILE.match(n) and not n.startswith("part-")
+        )

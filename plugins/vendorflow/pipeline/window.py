@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import DatasetSpec
 from vendorflow.errors import VendorflowError
 from vendorflow.pipeline.run import DatasetResult, run_dataset
@@ -35,6 +36,11 @@ class WindowResult:
     results: list[DatasetResult] = field(default_factory=list)
     failures: dict[date, BaseException] = field(default_factory=dict)
     seconds: float = 0.0
+    account: str = DEFAULT_ACCOUNT
+
+    @property
+    def label(self) -> str:
+        return self.dataset + ("" if self.account == DEFAULT_ACCOUNT else f" account={self.account}")
 
     @property
     def changed(self) -> list[DatasetResult]:
@@ -50,7 +56,7 @@ class WindowResult:
         requests = [r.requests for r in self.results if r.requests is not None]
         made = f"; {counted(sum(requests), 'requests')}" if requests else ""
         return (
-            f"{self.dataset}: {counted(days, 'days')} (dt={first}..{self.day}) in {self.seconds:.1f} s: "
+            f"{self.label}: {counted(days, 'days')} (dt={first}..{self.day}) in {self.seconds:.1f} s: "
             f"{len(self.changed)} published ({counted(sum(r.rows for r in self.changed), 'rows')}), "
             f"{len(self.unchanged)} unchanged, {len(self.failures)} failed{made}"
         )
@@ -58,7 +64,11 @@ class WindowResult:
     def event(self) -> dict[str, Any]:
         """The asset event's extra: the run's own day as before, and every partition published."""
         own = next((r for r in self.results if r.dt == self.day.isoformat()), None)
-        extra: dict[str, Any] = dict(own.as_dict()) if own else {"dataset": self.dataset, "dt": self.day.isoformat()}
+        extra: dict[str, Any] = (
+            dict(own.as_dict())
+            if own
+            else {"dataset": self.dataset, "dt": self.day.isoformat(), "account": self.account}
+        )
         extra["partitions"] = [r.as_dict() for r in self.changed]
         extra["changed_days"] = [r.dt for r in self.changed if r.dt != self.day.isoformat()]
         extra["unchanged_days"] = [r.dt for r in self.unchanged]
@@ -77,15 +87,17 @@ def run_window(
     logger: logging.Logger,
     accept_shrink: bool = False,
     progress_every: float = 10.0,
+    account: str = DEFAULT_ACCOUNT,
 ) -> WindowResult:
     """Run ``spec`` for ``day`` and its ``lookback`` days (oldest first); raises at the end if a day failed."""
     from vendorflow.pipeline import docs
 
     days = window_days(day, lookback)
-    outcome = WindowResult(spec.key_name, day)
+    outcome = WindowResult(spec.key_name, day, account=account)
+    name = outcome.label
     started = time.monotonic()
     if lookback:
-        logger.info("%s: dt=%s and %s of lookback (dt=%s..%s)", spec.key_name, day,
+        logger.info("%s: dt=%s and %s of lookback (dt=%s..%s)", name, day,
                     counted(lookback, "days"), days[0], days[-2])  # fmt: skip
     with docs.deferred():
         for number, current in enumerate(days, start=1):
@@ -101,18 +113,19 @@ def run_window(
                     accept_shrink=accept_shrink,
                     skip_unchanged=current != day,
                     progress_every=progress_every,
+                    account=account,
                 )
             except Exception as exc:  # the other days still run; the task fails at the end
-                logger.error("%s dt=%s failed: %s", spec.key_name, current, exc)
+                logger.error("%s dt=%s failed: %s", name, current, exc)
                 outcome.failures[current] = exc
                 continue
             outcome.results.append(result)
             if lookback:
-                logger.info("%s: day %d of %d done (dt=%s %s; %d changed so far)", spec.key_name, number, len(days),
+                logger.info("%s: day %d of %d done (dt=%s %s; %d changed so far)", name, number, len(days),
                             current, "changed" if result.changed else "unchanged", len(outcome.changed))  # fmt: skip
     outcome.seconds = time.monotonic() - started
     logger.info("%s", outcome.line())
-    raise_failures(outcome.failures, spec.key_name)
+    raise_failures(outcome.failures, name)
     return outcome
 
 

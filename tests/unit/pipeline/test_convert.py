@@ -96,7 +96,16 @@ def test_a_batch_has_the_declared_schema_and_extracted_at() -> None:
             {"id": "2", "money": None, "active": True, "isRetarget": "1", "offer": None},
         ],
     )
-    assert batch.schema.names == ["id", "money", "active", "is_retarget", "offer_name", "tags", "_extracted_at"]
+    assert batch.schema.names == [
+        "id",
+        "money",
+        "active",
+        "is_retarget",
+        "offer_name",
+        "tags",
+        "account",
+        "_extracted_at",
+    ]
     assert batch.column("id").to_pylist() == [1, 2]
     assert batch.column("money").to_pylist() == [Decimal("1.5000"), None]
     assert batch.column("is_retarget").to_pylist() == [False, True]

@@ -72,7 +72,7 @@ def test_pages_are_published_as_one_validated_partition(lake: Lake) -> None:
     assert result.rows == 5 and result.validation == "7/7 expectations passed"  # 6 declared, 1 shrink guard
     table = pq.read_table(result.path)
     assert table.column("id").to_pylist() == [0, 1, 2, 3, 4]
-    assert table.schema.names == ["id", "day", "views", "_extracted_at"]
+    assert table.schema.names == ["id", "day", "views", "account", "_extracted_at"]
     manifest = lake.read_manifest("fake/stats", DAY)
     assert manifest and manifest["rows"] == 5 and manifest["parameters"]["announced"] == 5
     assert result.docs_url and Path(url2pathname(urlparse(result.docs_url).path)).exists()  # its Data Docs page

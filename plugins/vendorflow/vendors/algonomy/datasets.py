@@ -15,13 +15,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages
-from vendorflow.vendors.algonomy.optouts import LEDGER, STATUSES
+from vendorflow.vendors.algonomy.optouts import LEDGER, STATUSES, split_key
 
 
 def ledger_row(key: str, status: str, data: Mapping[str, Any], updated_at: Any) -> dict[str, Any]:
     """One ledger entry as a dataset record."""
     return {
-        "user_id": key,
+        "user_id": split_key(key)[1],
         "status": status,
         "requested_at": data.get("requested_at"),
         "accepted_at": data.get("accepted_at"),
@@ -36,13 +36,13 @@ def ledger_row(key: str, status: str, data: Mapping[str, Any], updated_at: Any) 
 
 
 def extract_optouts(ctx: ExtractContext) -> Iterator[Records]:
-    """Every ledger entry first requested by a run of logical date ``dt``."""
+    """Every ledger entry of the account first requested by a run of logical date ``dt``."""
     day = ctx.dt.isoformat()
 
     def row(entry: Any) -> dict[str, Any] | None:
-        return (
-            ledger_row(entry.key, entry.status, entry.data, entry.updated_at) if entry.data.get("dt") == day else None
-        )
+        if entry.data.get("dt") != day or split_key(entry.key)[0] != ctx.account:
+            return None
+        return ledger_row(entry.key, entry.status, entry.data, entry.updated_at)
 
     yield from ledger_pages(LEDGER, row, f"ledger {LEDGER} dt={day}")
 
@@ -51,7 +51,8 @@ OPTOUTS = DatasetSpec(
     vendor="algonomy",
     name="optouts",
     notes=(
-        "the ledger as Parquet: one row per user id, in the partition `dt` of the run that first requested it; "
+        "the ledger as Parquet: one row per account and user id, in the partition `dt` of the run that first "
+        "requested it; "
         "`status` is `requested`, `accepted` or `failed`; `source` is `params` or `inbox:<file>`; "
         "a later run that accepts a left-over id republishes that partition"
     ),

@@ -1,5 +1,8 @@
 """``<data_root>/algonomy/inbox``: files of user ids dropped by people or other systems, each read
-once and then moved aside (``done/<run>/``, or ``rejected/<run>/`` with its problems beside it)."""
+once and then moved aside (``done/<run>/``, or ``rejected/<run>/`` with its problems beside it).
+
+A file in the inbox itself is for every Algonomy account the run covers; a file in
+``inbox/<account>/`` is for that account only."""
 
 from __future__ import annotations
 
@@ -23,13 +26,14 @@ class InboxFile:
 class Inbox:
     """``<data_root>/algonomy/inbox``: files of user ids, each processed once, then moved aside."""
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, account: str | None = None) -> None:
         from vendorflow import settings
         from vendorflow.pipeline.storage import Lake
 
         self.lake = Lake(root or settings.data_root())
         self.fs = self.lake.fs
-        self.folder = self.lake.join(INBOX)
+        self.account = account  # None: the shared inbox, for every account of the run
+        self.folder = self.lake.join(INBOX, account) if account else self.lake.join(INBOX)
 
     def files(self) -> list[InboxFile]:
         if not self.fs.exists(self.folder):

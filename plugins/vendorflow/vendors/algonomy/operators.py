@@ -2,8 +2,9 @@
 
 1. :class:`RecordOptOutRequestsOperator` records the ids of a manual trigger's
    ``user_ids`` param and of the inbox files
-   (:func:`~vendorflow.vendors.algonomy.optouts.collect_requests`).
-2. :class:`AlgonomyOptOutOperator` sends every id not yet accepted
+   (:func:`~vendorflow.vendors.algonomy.optouts.collect_requests`), for every
+   Algonomy account, or those the run's ``accounts`` param names.
+2. :class:`AlgonomyOptOutOperator` (one per account) sends every id of its account not yet accepted
    (:func:`~vendorflow.vendors.algonomy.optouts.send_pending`) and republishes
    the ``algonomy/optouts`` partitions whose rows changed.
 """
@@ -28,37 +29,61 @@ class RecordOptOutRequestsOperator(BaseOperator):
     ``inbox/rejected/<run>/`` with its problems beside it; the other files go on.
 
     :param user_ids: ids to opt out (templated); ``None`` reads the run's ``user_ids`` param.
-    :param read_inbox: also take the files waiting in ``<data_root>/algonomy/inbox``.
+    :param accounts: the Algonomy accounts they go to (templated); ``None`` reads the run's ``accounts``
+        param, and an empty list means every configured account.
+    :param read_inbox: also take the files waiting in ``<data_root>/algonomy/inbox`` (for the run's accounts)
+        and in ``inbox/<account>/`` (for that account only).
     """
 
-    template_fields = ("user_ids",)
+    template_fields = ("user_ids", "accounts")
     ui_color = "#fdf0e2"
 
-    def __init__(self, *, user_ids: list[str] | str | None = None, read_inbox: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        user_ids: list[str] | str | None = None,
+        accounts: list[str] | None = None,
+        read_inbox: bool = True,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("task_id", "record_requests")
         super().__init__(**kwargs)
-        self.user_ids, self.read_inbox = user_ids, read_inbox
+        self.user_ids, self.accounts, self.read_inbox = user_ids, accounts, read_inbox
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from vendorflow import accounts
+        from vendorflow.errors import ConfigError
         from vendorflow.operators.runs import run_day
         from vendorflow.vendors.algonomy.ids import BadUserIds
         from vendorflow.vendors.algonomy.inbox import Inbox
         from vendorflow.vendors.algonomy.optouts import collect_requests, open_ledger
 
-        raw = self.user_ids if self.user_ids is not None else (context.get("params") or {}).get("user_ids")
+        params = context.get("params") or {}
+        raw = self.user_ids if self.user_ids is not None else params.get("user_ids")
         try:
-            return collect_requests(
-                open_ledger(),
-                raw,
-                Inbox() if self.read_inbox else None,
-                run_id=str(context["run_id"]),
-                dt=run_day(context),
-                log=self.log,
-            )
+            chosen = accounts.chosen("algonomy", self.accounts if self.accounts is not None else params.get("accounts"))
+        except ConfigError as exc:
+            raise AirflowFailException(f"param accounts: {exc}") from None
+        ledger, result = open_ledger(), {"accounts": chosen}
+        inboxes = [Inbox()] + [Inbox(account=a) for a in chosen] if self.read_inbox else [None]
+        try:
+            for number, inbox in enumerate(inboxes):
+                found = collect_requests(
+                    ledger,
+                    raw if number == 0 else None,
+                    inbox,
+                    run_id=str(context["run_id"]),
+                    dt=run_day(context),
+                    accounts=chosen,
+                    log=self.log,
+                )
+                for key, value in found.items():
+                    result[key] = result.get(key, type(value)()) + value
         except BadUserIds as exc:
             raise AirflowFailException(str(exc)) from None
+        return result
 
 
 class AlgonomyOptOutOperator(BaseOperator):
@@ -68,17 +93,19 @@ class AlgonomyOptOutOperator(BaseOperator):
     be sent; fails without retrying if ``requests_task_id`` reported rejected inbox
     files, after sending everything else.
 
-    :param algonomy_conn_id: the Algonomy connection.
+    :param account: the Algonomy account (:mod:`vendorflow.accounts`) whose ids it sends.
+    :param algonomy_conn_id: the Algonomy connection; by default the account's.
     :param requests_task_id: the task that recorded this run's requests (for its rejected files).
     """
 
-    template_fields = ("algonomy_conn_id",)
+    template_fields = ("account", "algonomy_conn_id")
     ui_color = "#e2ecfd"
 
     def __init__(
         self,
         *,
-        algonomy_conn_id: str = "algonomy_default",
+        account: str = "default",
+        algonomy_conn_id: str | None = None,
         requests_task_id: str | None = "record_requests",
         progress_every: float = 10.0,
         **kwargs: Any,
@@ -86,6 +113,7 @@ class AlgonomyOptOutOperator(BaseOperator):
         kwargs.setdefault("task_id", "send_opt_outs")
         kwargs.setdefault("outlets", [asset(DATASET)])
         super().__init__(**kwargs)
+        self.account = account
         self.algonomy_conn_id, self.requests_task_id, self.progress_every = (
             algonomy_conn_id,
             requests_task_id,
@@ -95,6 +123,7 @@ class AlgonomyOptOutOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+        from vendorflow import accounts
         from vendorflow.operators.runs import republish
         from vendorflow.vendors.algonomy.hook import AlgonomyHook
         from vendorflow.vendors.algonomy.optouts import (
@@ -104,15 +133,21 @@ class AlgonomyOptOutOperator(BaseOperator):
             unsent_message,
         )
 
-        hook = AlgonomyHook(conn_id=self.algonomy_conn_id)
+        hook = AlgonomyHook(conn_id=self.algonomy_conn_id or accounts.get("algonomy", self.account).conn_id)
         summary = None
         try:
-            summary = send_pending(hook, open_ledger(), logger=self.log, progress_every=self.progress_every)
+            summary = send_pending(
+                hook, open_ledger(), account=self.account, logger=self.log, progress_every=self.progress_every
+            )
         finally:  # the sending's outcome is never hidden by a failure to publish it
             touched = sorted(summary.touched if summary else set())
             days = [date.fromisoformat(d) for d in touched if d and d != "None"]
-            published = republish(DATASET, days, hook, context, self.log, tolerate_errors=True)
-        context["outlet_events"][asset(DATASET)].extra = {"partitions": touched, "published": published}
+            published = republish(DATASET, days, hook, context, self.log, tolerate_errors=True, account=self.account)
+        context["outlet_events"][asset(DATASET)].extra = {
+            "account": self.account,
+            "partitions": touched,
+            "published": published,
+        }
         if summary.failed or summary.not_sent:
             raise AirflowException(unsent_message(summary))
         recorded = context["ti"].xcom_pull(task_ids=self.requests_task_id) if self.requests_task_id else None

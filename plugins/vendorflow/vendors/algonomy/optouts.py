@@ -1,7 +1,8 @@
 """The opt-out ledger and the sender: no request is ever lost, and no accepted one is sent again.
 
-The ``algonomy_optouts`` ledger holds one entry per user id (the key is the
-id itself): ``requested`` when recorded (:func:`record_requested`,
+The ``algonomy_optouts`` ledger holds one entry per account and user id (the
+key is :func:`ledger_key`: the id itself for the ``default`` account, as before
+accounts, ``<account>/<id>`` for the others): ``requested`` when recorded (:func:`record_requested`,
 :func:`collect_requests`), ``accepted`` (with Algonomy's answer) the moment
 Algonomy accepts it, ``failed`` (with the error) when it could not be sent.
 :func:`send_pending` sends everything not yet accepted, concurrently at the
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.errors import ConfigError, VendorAPIError, VendorflowError
 from vendorflow.progress import counted
 from vendorflow.vendors.algonomy.ids import BadUserIds, clean_user_ids, file_user_ids, param_user_ids
@@ -51,15 +53,37 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def record_requested(ledger: Ledger, user_ids: Sequence[str], *, source: str, run_id: str, dt: date) -> int:
-    """Write each id not yet in the ledger as ``requested``; returns how many were new.
+def ledger_key(account: str, user_id: str) -> str:
+    """The ledger key of ``user_id`` at Algonomy ``account``: the id alone for the default account (the key
+    it had before accounts, so an upgrade sends nothing again), ``<account>/<id>`` for the others (an id
+    never holds a ``/``: :func:`~vendorflow.vendors.algonomy.ids.clean_user_ids` refuses it)."""
+    return user_id if account == DEFAULT_ACCOUNT else f"{account}/{user_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(account, user_id)`` of a ledger key (:func:`ledger_key`)."""
+    account, slash, user_id = key.partition("/")
+    return (account, user_id) if slash else (DEFAULT_ACCOUNT, key)
+
+
+def record_requested(
+    ledger: Ledger,
+    user_ids: Sequence[str],
+    *,
+    source: str,
+    run_id: str,
+    dt: date,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
+) -> int:
+    """Write each id not yet in the ledger of each of ``accounts`` as ``requested``; returns how many were new.
 
     An id already there (requested, failed or accepted) is left as it is: an
     accepted id is never reopened, so it is never sent again.
     """
     now = _now()
     data = {"requested_at": now, "source": source, "run_id": run_id, "dt": dt.isoformat(), "attempts": 0}
-    return ledger.put_many(((uid, REQUESTED, data) for uid in user_ids), only_if_absent=True)
+    entries = ((ledger_key(account, uid), REQUESTED, data) for account in accounts for uid in user_ids)
+    return ledger.put_many(entries, only_if_absent=True)
 
 
 @contextlib.contextmanager
@@ -128,10 +152,12 @@ def send_pending(
     hook: AlgonomyHook,
     ledger: Ledger | None = None,
     *,
+    account: str = DEFAULT_ACCOUNT,
     logger: logging.Logger | None = None,
     progress_every: float = 10.0,
 ) -> SendSummary:
-    """Send every id of the ledger that is not accepted; mark each accepted as soon as Algonomy accepts it."""
+    """Send every id of ``account`` in the ledger that is not accepted; mark each accepted as soon as
+    Algonomy accepts it."""
     from vendorflow.http.concurrency import bounded_map
     from vendorflow.progress import Progress
 
@@ -140,18 +166,20 @@ def send_pending(
     summary = SendSummary()
     started = time.monotonic()
     with sender_lock(ledger, hook.credential_key, log=logger):
-        pending = ledger.with_status(REQUESTED, FAILED)
+        pending = [e for e in ledger.with_status(REQUESTED, FAILED) if split_key(e.key)[0] == account]
         summary.pending = len(pending)
+        name = "Algonomy opt-outs" + ("" if account == DEFAULT_ACCOUNT else f" (account {account})")
         if not pending:
-            logger.info("Algonomy opt-outs: nothing pending")
+            logger.info("%s: nothing pending", name)
             return summary
         client = hook.client
         requests_before, retries_before = client.requests_sent, client.retries
-        progress = Progress("Algonomy opt-outs", log=logger, unit="opt-outs", total=len(pending), every=progress_every)
+        progress = Progress(name, log=logger, unit="opt-outs", total=len(pending), every=progress_every)
         stop = threading.Event()
         lock = threading.Lock()
         logger.info(
-            "Algonomy opt-outs: %d pending (%d never sent, %d failed before), %d in flight at most, %g requests/s",
+            "%s: %d pending (%d never sent, %d failed before), %d in flight at most, %g requests/s",
+            name,
             len(pending),
             sum(e.status == REQUESTED for e in pending),
             sum(e.status == FAILED for e in pending),
@@ -166,19 +194,20 @@ def send_pending(
                 return
             data = dict(entry.data)
             data["attempts"] = int(data.get("attempts") or 0) + 1
+            user_id = split_key(entry.key)[1]
             try:
-                answer = hook.opt_out(entry.key)
+                answer = hook.opt_out(user_id)
             except (VendorflowError, ValueError) as exc:
                 data["last_error"] = str(exc)[:1000]
                 data["last_error_at"] = _now()
                 ledger.put(entry.key, FAILED, data, only_if=entry.status)
                 with lock:
-                    summary.failed[entry.key] = str(exc)[:300]
+                    summary.failed[user_id] = str(exc)[:300]
                     summary.touched.add(str(data.get("dt")))
                 if _fatal(exc) and not stop.is_set():
                     stop.set()
                     summary.stopped = str(exc)[:500]
-                    logger.error("Algonomy refused %s; not sending the rest: %s", entry.key, exc)
+                    logger.error("%s: Algonomy refused %s; not sending the rest: %s", name, user_id, exc)
                 progress.advance(1)
                 return
             data.update(
@@ -233,9 +262,11 @@ def collect_requests(
     *,
     run_id: str,
     dt: date,
+    accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     log: logging.Logger = log,
 ) -> dict[str, Any]:
-    """Record the ids of the ``user_ids`` param and of every inbox file as ``requested``.
+    """Record the ids of the ``user_ids`` param and of every inbox file as ``requested``, for each of
+    ``accounts`` (an inbox of one account, ``inbox.account``, records for that account only).
 
     Bad ids in the param raise :class:`~vendorflow.vendors.algonomy.ids.BadUserIds` before anything
     is recorded. A bad inbox file is moved to ``rejected/`` with its problems beside it and the other
@@ -244,7 +275,7 @@ def collect_requests(
     from_params = clean_user_ids(param_user_ids(raw_param), "param user_ids")
     result: dict[str, Any] = {"params": len(from_params), "new": 0, "files": [], "rejected": []}
     if from_params:
-        result["new"] += record_requested(ledger, from_params, source="params", run_id=run_id, dt=dt)
+        result["new"] += record_requested(ledger, from_params, source="params", run_id=run_id, dt=dt, accounts=accounts)
         log.info("param user_ids: %d ids, %d not seen before", len(from_params), result["new"])
     for item in inbox.files() if inbox is not None else []:
         try:
@@ -254,7 +285,8 @@ def collect_requests(
             log.error("%s\nMoved to %s (problems in %s.errors.txt)", exc, target, target)
             result["rejected"].append({"file": item.name, "moved_to": target, "problems": exc.problems[:20]})
             continue
-        new = record_requested(ledger, ids, source=f"inbox:{item.name}", run_id=run_id, dt=dt)
+        for_accounts = accounts if inbox.account is None else (inbox.account,)
+        new = record_requested(ledger, ids, source=f"inbox:{item.name}", run_id=run_id, dt=dt, accounts=for_accounts)
         target = inbox.done(item, run_id)
         result["new"] += new
         result["files"].append({"file": item.name, "ids": len(ids), "new": new, "moved_to": target})
@@ -269,6 +301,7 @@ def collect_requests(
     return result
 
 
-def pending_user_ids(ledger: Ledger | None = None) -> list[str]:
-    """Every id of the ledger not yet accepted (what the next send pass will send)."""
-    return [e.key for e in (ledger or open_ledger()).with_status(REQUESTED, FAILED)]
+def pending_user_ids(ledger: Ledger | None = None, account: str = DEFAULT_ACCOUNT) -> list[str]:
+    """Every id of ``account`` in the ledger not yet accepted (what its next send pass will send)."""
+    entries = (ledger or open_ledger()).with_status(REQUESTED, FAILED)
+    return [user for account_of, user in (split_key(e.key) for e in entries) if account_of == account]

@@ -151,15 +151,17 @@ LEADS = DatasetSpec(
 STATUS_CHANGES_KEY = ("lead_id", "status", "status_changed_at")
 
 
-def _published_rows(dataset: str, dt: Any, columns: list[str]) -> list[dict[str, Any]]:
-    """The rows of a published partition (only ``columns``); none when nothing is published."""
+def _published_rows(dataset: str, dt: Any, columns: list[str], account: str) -> list[dict[str, Any]]:
+    """The rows of an account's published partition (only ``columns``); none when nothing is published."""
     import pyarrow.parquet as pq
 
     from vendorflow import settings
-    from vendorflow.pipeline.storage import DATA_FILE, Lake
+    from vendorflow.pipeline.storage import Lake
 
     lake = Lake(settings.data_root())
-    path = f"{lake.partition_path(dataset, dt)}/{DATA_FILE}"
+    path = lake.published_file(dataset, dt, account)
+    if path is None:
+        return []
     try:
         with lake.fs.open(path, "rb") as handle:
             return pq.read_table(handle, columns=columns).to_pylist()
@@ -173,11 +175,14 @@ def extract_lead_status_changes(ctx: ExtractContext) -> Iterator[Records]:
     first seen (the ``_extracted_at`` of the leads extraction that saw it)."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     own = ["lead_id", "status", "status_changed_at", "lead_created_at", "first_seen_at"]
-    for row in _published_rows("footprints/lead_status_changes", ctx.dt, own):
+    for row in _published_rows("footprints/lead_status_changes", ctx.dt, own, ctx.account):
         seen[tuple(row[k] for k in STATUS_CHANGES_KEY)] = row
     known = len(seen)
     leads = _published_rows(
-        "footprints/leads", ctx.dt, ["lead_id", "status", "status_changed_at", "created_at", "_extracted_at"]
+        "footprints/leads",
+        ctx.dt,
+        ["lead_id", "status", "status_changed_at", "created_at", "_extracted_at"],
+        ctx.account,
     )
     for lead in leads:
         key = tuple(lead[k] for k in STATUS_CHANGES_KEY)
@@ -190,8 +195,8 @@ def extract_lead_status_changes(ctx: ExtractContext) -> Iterator[Records]:
                 "first_seen_at": lead["_extracted_at"],
             }
     ctx.log.info(
-        "footprints/lead_status_changes dt=%s: %d observations kept, %d new from %d leads",
-        ctx.dt, known, len(seen) - known, len(leads),
+        "footprints/lead_status_changes dt=%s account=%s: %d observations kept, %d new from %d leads",
+        ctx.dt, ctx.account, known, len(seen) - known, len(leads),
     )  # fmt: skip
     rows = sorted(seen.values(), key=lambda r: (r["lead_id"], r["first_seen_at"], r["status"]))
     yield from pages_of(rows, f"footprints/leads dt={ctx.dt}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
+
 if TYPE_CHECKING:
     from vendorflow.ledger import Ledger
     from vendorflow.progress import Progress
@@ -157,18 +159,21 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
     ]
 
 
-def read_leads(root: str, dt: date) -> Iterator[dict[str, Any]]:
-    """The published ``footprints/leads`` partition of ``dt``, row by row (row group by row group)."""
+def read_leads(root: str, dt: date, account: str = DEFAULT_ACCOUNT) -> Iterator[dict[str, Any]]:
+    """The published ``footprints/leads`` partition of ``dt`` of a Footprints account, row by row (row group
+    by row group)."""
     import pyarrow.parquet as pq
 
     from vendorflow.errors import ConfigError
-    from vendorflow.pipeline.storage import DATA_FILE, Lake
+    from vendorflow.pipeline.storage import Lake
 
     lake = Lake(root)
-    path = f"{lake.partition_path(LEADS, dt)}/{DATA_FILE}"
+    path = lake.data_file(LEADS, dt, account)
     if not lake.fs.exists(path):
+        which = "" if account == DEFAULT_ACCOUNT else f" of Footprints account {account}"
         raise ConfigError(
-            f"{LEADS} has no published partition dt={dt} ({lake.url(path)}): run footprints_leads for that day first"
+            f"{LEADS} has no published partition dt={dt}{which} ({lake.url(path)}): run footprints_leads for that "
+            "day first"
         )
     wanted = [
         "lead_id", "client_id", "offer_id", "status", "status_changed_at", "created_at", "updated_at", *USER_PROPERTIES

@@ -170,7 +170,7 @@ class RecomendoUsageOperator(DatasetOperator):
         from vendorflow.pipeline.storage import Lake
 
         result = super().execute(context)
-        manifest = Lake(settings.data_root()).read_manifest(self.dataset, result["dt"]) or {}
+        manifest = Lake(settings.data_root()).read_manifest(self.dataset, result["dt"], self.account) or {}
         facts = manifest.get("parameters") or {}
         keys = ("remaining_quota", "monthly_quota", "remaining_share", "quota_warning", "quota_warning_share", "as_of")
         result = {**result, "quota": {k: facts.get(k) for k in keys}}
