@@ -35,6 +35,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetAny, Param, task
 
+from vendorflow import accounts
 from vendorflow.assets import asset
 from vendorflow.dag_defaults import default_args
 from vendorflow.datasets.docs import dag_doc
@@ -68,15 +69,18 @@ with DAG(
         ),
     },
 ):
-    upload = AllyyUploadOperator(task_id="upload", poll_interval=15.0)
-    record = DatasetOperator(
-        dataset="allyy/uploads",
-        trigger_rule="all_done",  # a failed upload is worth recording too
-    )
 
     @task(trigger_rule="all_success")
     def all_uploaded() -> None:
         """Gives the run the upload's outcome: it fails when an upload failed, although the ledger was published."""
 
-    upload >> record
-    [upload, record] >> all_uploaded()
+    done = all_uploaded()
+    for account in accounts.each("allyy"):
+        upload = AllyyUploadOperator(task_id="upload", account=account.name, poll_interval=15.0)
+        record = DatasetOperator(
+            dataset="allyy/uploads",
+            account=account.name,
+            trigger_rule="all_done",  # a failed upload is worth recording too
+        )
+        upload >> record
+        [upload, record] >> done

@@ -30,6 +30,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
+from vendorflow import accounts
 from vendorflow.assets import asset
 from vendorflow.dag_defaults import default_args
 from vendorflow.datasets.docs import dag_doc
@@ -55,10 +56,14 @@ with DAG(
         ),
     },
 ):
-    events = RecomendoEventsOperator(
-        task_id="send_events",
-        dt="{{ params.dt or '' }}",
-        interaction_event="{{ params.interaction_event }}",
-    )
-    training = RecomendoTrainingOperator(task_id="request_training", dt="{{ params.dt or '' }}")
-    events >> training
+    for account in accounts.each("recomendo"):
+        events = RecomendoEventsOperator(
+            task_id="send_events",
+            account=account.name,
+            dt="{{ params.dt or '' }}",
+            interaction_event="{{ params.interaction_event }}",
+        )
+        training = RecomendoTrainingOperator(
+            task_id="request_training", account=account.name, dt="{{ params.dt or '' }}"
+        )
+        events >> training

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, param
 from vendorflow.vendors.allyy.uploads import LEDGER as UPLOADS_LEDGER  # the upload task's ledger
 
@@ -26,10 +27,16 @@ def extract_models(ctx: ExtractContext) -> Iterator[Records]:
 
 
 def extract_uploads(ctx: ExtractContext) -> Iterator[Records]:
-    """The upload ledger as it is now: every partition ever sent, its latest state."""
-    yield from ledger_pages(
-        UPLOADS_LEDGER, lambda entry: {**entry.data, "state": entry.status, "recorded_at": entry.updated_at.isoformat()}
-    )
+    """The upload ledger of the Allyy account as it is now: every partition ever sent to it, its latest state."""
+
+    def row(entry: Any) -> dict[str, Any] | None:
+        if entry.data.get("allyy_account", DEFAULT_ACCOUNT) != ctx.account:
+            return None  # another Allyy account's upload (entries from before accounts are the default's)
+        data = {k: v for k, v in entry.data.items() if k != "allyy_account"}
+        return {**data, "source_account": data.pop("account", DEFAULT_ACCOUNT), "state": entry.status,
+                "recorded_at": entry.updated_at.isoformat()}  # fmt: skip
+
+    yield from ledger_pages(UPLOADS_LEDGER, row)
 
 
 MODELS = DatasetSpec(
@@ -88,6 +95,13 @@ UPLOADS = DatasetSpec(
     columns=(
         Column("dataset", "string", required=True, nullable=False, description="<vendor>/<dataset> uploaded"),
         Column("partition", "date", required=True, nullable=False, description="its dt"),
+        Column(
+            "source_account",
+            "string",
+            required=True,
+            nullable=False,
+            description="the account of the dataset's partition (the row's `account` is the Allyy account)",
+        ),
         Column("format", "string", required=True, nullable=False),
         Column("data_set_id", "string", required=True),
         Column("datasource_id", "string", required=True),
@@ -102,7 +116,7 @@ UPLOADS = DatasetSpec(
         Column("recorded_at", "timestamp", required=True, description="last change of this record"),
         Column("message", "string", description="Allyy's messages when it refused or failed the upload"),
     ),
-    key=("dataset", "partition"),
+    key=("dataset", "partition", "source_account"),
     expectations=(
         Expect(
             "ExpectColumnValuesToBeInSet", column="state", value_set=["sending", "processing", "finished", "failed"]

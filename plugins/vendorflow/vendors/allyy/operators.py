@@ -19,18 +19,20 @@ class AllyyUploadOperator(BaseOperator):
     until Allyy reports every upload finished or failed; a failed upload fails
     the task with Allyy's own messages.
 
-    :param conn_id: the Allyy connection (``allyy_default``).
+    :param account: the Allyy account; it uploads the targets whose ``allyyAccount`` names it.
+    :param conn_id: the Allyy connection; by default the account's.
     :param config: the upload configuration file (``include/allyy_uploads.json``).
     :param poll_interval: seconds between status checks while waiting.
     :param wait_timeout: seconds to wait for Allyy before failing.
     """
 
-    template_fields = ("conn_id", "config")
+    template_fields = ("account", "conn_id", "config")
     ui_color = "#f4ecf7"
 
     def __init__(
         self,
         *,
+        account: str = "default",
         conn_id: str | None = None,
         config: str | None = None,
         poll_interval: float = 30.0,
@@ -39,7 +41,7 @@ class AllyyUploadOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.conn_id, self.config, self.batch_rows = conn_id, config, batch_rows
+        self.account, self.conn_id, self.config, self.batch_rows = account, conn_id, config, batch_rows
         self.poll_interval, self.wait_timeout = poll_interval, wait_timeout
 
     def _ledger(self) -> Any:
@@ -48,12 +50,13 @@ class AllyyUploadOperator(BaseOperator):
         return open_ledger()
 
     def _uploader(self) -> Any:
-        from vendorflow import settings
+        from vendorflow import accounts, settings
         from vendorflow.pipeline.storage import Lake
         from vendorflow.vendors.allyy.hook import AllyyHook
         from vendorflow.vendors.allyy.uploads import Uploader
 
         lake = Lake(settings.data_root())
+        self.conn_id = self.conn_id or accounts.get("allyy", self.account).conn_id
         return Uploader(AllyyHook(conn_id=self.conn_id), self._ledger(), lake, self.log, batch_rows=self.batch_rows)
 
     def execute(self, context: Any) -> Any:
@@ -63,16 +66,13 @@ class AllyyUploadOperator(BaseOperator):
 
         params = context.get("params") or {}
         events, by_hand = context.get("triggering_asset_events"), run_kind(context) == "manual"
-        targets, wanted = uploads.run_partitions(
-            self.config, events, params.get("partitions"), run_day(context), by_hand=by_hand
-        )
-        if not wanted:
+        groups = uploads.run_partitions(self.config, events, params.get("partitions"), run_day(context),
+                                        by_hand=by_hand, allyy_account=self.account)  # fmt: skip
+        if not any(wanted for _, wanted in groups):
             self.log.info("Nothing to upload: no configured dataset triggered the run and none is configured")
             return []
         uploader = self._uploader()
-        manifests = uploads.validated_manifests(uploader.lake, wanted)
-        waits, rejected = uploader.send_all(wanted, targets, manifests, force=bool(params.get("force", False)))
-        keys = [uploads.partition_key(d, dt) for d, dt in wanted]
+        waits, rejected, keys = uploader.send_groups(groups, force=bool(params.get("force", False)))
         if rejected and not waits:
             raise uploads.refused(rejected)
         if rejected:  # refused already; the rest is still worth waiting for, then the task fails

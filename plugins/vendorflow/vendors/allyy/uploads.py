@@ -27,6 +27,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
+from vendorflow.accounts import check_name
 from vendorflow.errors import ConfigError, ValidationFailed, VendorAPIError, VendorflowError
 
 if TYPE_CHECKING:
@@ -56,9 +58,18 @@ def open_ledger() -> Ledger:
     return Ledger(LEDGER)
 
 
-def partition_key(dataset: str, dt: date | str) -> str:
-    """The ledger key of a partition: its path under the data root."""
-    return f"{dataset}/dt={dt}"
+def partition_key(
+    dataset: str, dt: date | str, account: str = DEFAULT_ACCOUNT, allyy_account: str = DEFAULT_ACCOUNT
+) -> str:
+    """The ledger key of a partition: its path under the data root (``<dataset>/dt=<dt>``), then
+    ``/<account>`` for a source account other than ``default`` and ``@<allyy account>`` for an Allyy account
+    other than ``default`` (so the keys written before accounts stay the default accounts')."""
+    key = f"{dataset}/dt={dt}"
+    if account != DEFAULT_ACCOUNT:
+        key += f"/{account}"
+    if allyy_account != DEFAULT_ACCOUNT:
+        key += f"@{allyy_account}"
+    return key
 
 
 # --- configuration: read at DAG parse time, so plain JSON and nothing else ----------------------
@@ -73,6 +84,12 @@ class UploadTarget:
     datasource_id: str
     format: Literal["csv", "json"]
     columns: tuple[str, ...] | None = None
+    account: str = DEFAULT_ACCOUNT  # the source dataset's account ("account" in the file)
+    allyy_account: str = DEFAULT_ACCOUNT  # the Allyy account it goes to ("allyyAccount")
+
+    def key(self, dt: date | str) -> str:
+        """The ledger key of this target's partition of ``dt``."""
+        return partition_key(self.dataset, dt, self.account, self.allyy_account)
 
 
 def config_path() -> Path:
@@ -117,14 +134,25 @@ def _target(entry: Any, where: str, before: list[UploadTarget]) -> UploadTarget:
         not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns)
     ):
         raise ConfigError(f"{where}: columns must be a non-empty list of column names")
-    if any(t.dataset == entry["dataset"] for t in before):
-        raise ConfigError(f"{where}: {entry['dataset']} is configured twice")
+    try:
+        account = check_name(entry.get("account", DEFAULT_ACCOUNT), f"{where}: account")
+        allyy_account = check_name(entry.get("allyyAccount", DEFAULT_ACCOUNT), f"{where}: allyyAccount")
+    except ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if any((t.dataset, t.account, t.allyy_account) == (entry["dataset"], account, allyy_account) for t in before):
+        accounts = "" if (account, allyy_account) == (DEFAULT_ACCOUNT,) * 2 else f" (account {account}, Allyy "
+        raise ConfigError(
+            f"{where}: {entry['dataset']} is configured twice{accounts}"
+            + (f"account {allyy_account})" if accounts else "")
+        )
     return UploadTarget(
         str(entry["dataset"]),
         str(entry["dataSetId"]),
         str(entry["datasourceId"]),
         entry["format"],
         tuple(columns) if columns else None,
+        account,
+        allyy_account,
     )
 
 
@@ -147,7 +175,8 @@ def parse_partition(text: str, default_dt: str | None = None) -> Wanted:
 
 
 def triggered_partitions(events: Any, targets: Iterable[UploadTarget]) -> list[Wanted]:
-    """``(dataset, dt)`` of every asset event of a configured dataset (DatasetOperator puts ``dt`` in the extra)."""
+    """``(dataset, dt)`` of every asset event of a configured dataset of the target's source account
+    (DatasetOperator puts ``dt`` and ``account`` in the extra)."""
     from vendorflow.assets import asset
 
     found: list[Wanted] = []
@@ -160,6 +189,8 @@ def triggered_partitions(events: Any, targets: Iterable[UploadTarget]) -> list[W
             continue
         for event in received:
             extra = getattr(event, "extra", None) or {}
+            if extra.get("account", DEFAULT_ACCOUNT) != target.account:
+                continue
             dt = extra.get("dt")
             if not dt:
                 raise VendorflowError(f"an asset event of {target.dataset} carries no dt in its extra ({extra!r})")
@@ -184,32 +215,60 @@ def requested(
 
 
 def run_partitions(
-    config: str | Path | None, events: Any, manual: Any, day: date | None, *, by_hand: bool = False
-) -> tuple[dict[str, UploadTarget], list[Wanted]]:
-    """The configured targets and the partitions a run uploads (:func:`requested`), from the run's
-    triggering asset events, its ``partitions`` param and its day. A run triggered by hand with neither
-    events nor partitions uploads every configured dataset's partition of its day."""
+    config: str | Path | None,
+    events: Any,
+    manual: Any,
+    day: date | None,
+    *,
+    by_hand: bool = False,
+    allyy_account: str = DEFAULT_ACCOUNT,
+) -> list[tuple[dict[str, UploadTarget], list[Wanted]]]:
+    """The configured targets of ``allyy_account`` and the partitions a run uploads (:func:`requested`),
+    from the run's triggering asset events, its ``partitions`` param and its day, one group per source
+    account (a dataset's targets keyed by dataset). A run triggered by hand with neither events nor
+    partitions uploads every configured dataset's partition of its day."""
     path = Path(config) if config else config_path()
-    targets = {t.dataset: t for t in load_targets(path)}
+    every = load_targets(path)
+    unknown = sorted({_dataset_of(m) for m in _listed(manual)} - {t.dataset for t in every})
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not configured for upload in {path}")
+    configured = [t for t in every if t.allyy_account == allyy_account]
+    groups = []
     text = day.isoformat() if day else None
-    wanted = requested(events, manual, text, targets, path)
-    if not wanted and by_hand and text:
-        wanted = [(dataset, text) for dataset in targets]
-    return targets, wanted
+    for account in dict.fromkeys(t.account for t in configured):
+        targets = {t.dataset: t for t in configured if t.account == account}
+        wanted = requested(events, [m for m in _listed(manual) if _dataset_of(m) in targets], text, targets, path)
+        if not wanted and by_hand and text and not _listed(manual):
+            wanted = [(dataset, text) for dataset in targets]
+        groups.append((targets, wanted))
+    return groups
+
+
+def _listed(manual: Any) -> list[str]:
+    return [manual] if isinstance(manual, str) else [str(m) for m in manual or []]
+
+
+def _dataset_of(text: str) -> str:
+    return text.strip().split("/dt=")[0]
 
 
 def refused(rejected: list[str], what: str = "Allyy refused the upload") -> VendorflowError:
     return VendorflowError(f"{what}:\n  - " + "\n  - ".join(rejected))
 
 
-def validated_manifests(lake: Lake, wanted: Iterable[Wanted]) -> dict[str, dict[str, Any]]:
-    """The manifest of each partition; refuses them all if any is not a validated, published partition."""
+def validated_manifests(
+    lake: Lake, wanted: Iterable[Wanted], targets: Mapping[str, UploadTarget] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The manifest of each partition (of its target's source account); refuses them all if any is not a
+    validated, published partition."""
     manifests: dict[str, dict[str, Any]] = {}
     refused = []
     for dataset, dt in wanted:
-        key = partition_key(dataset, dt)
-        manifest = lake.read_manifest(dataset, dt)
-        data_file = f"{lake.partition_path(dataset, dt)}/data.parquet"
+        target = (targets or {}).get(dataset)
+        key = target.key(dt) if target else partition_key(dataset, dt)
+        account = target.account if target else DEFAULT_ACCOUNT
+        manifest = lake.read_manifest(dataset, dt, account)
+        data_file = lake.data_file(dataset, dt, account)
         if manifest is None or manifest.get("dataset") != dataset or not lake.fs.exists(data_file):
             quarantined = lake.fs.exists(lake.join("_quarantine", dataset, f"dt={dt}"))
             why = "it failed validation and is quarantined" if quarantined else "no validated partition is published"
@@ -267,8 +326,8 @@ class Uploader:
         waits: list[dict[str, Any]] = []
         rejected: list[str] = []
         for dataset, dt in wanted:
-            key = partition_key(dataset, dt)
             target = targets[dataset]
+            key = target.key(dt)
             entry = self.ledger.get(key)
             if entry is not None and not force:
                 resumed = self._resume(key, target, entry, manifests[key])
@@ -330,9 +389,9 @@ class Uploader:
         from vendorflow.progress import Progress
         from vendorflow.vendors.allyy.hook import UPLOAD_WIRE
 
-        key = partition_key(target.dataset, dt)
+        key = target.key(dt)
         progress = Progress(f"allyy upload {key}", log=self.log, unit="files")
-        source = f"{self.lake.partition_path(target.dataset, dt)}/data.parquet"
+        source = self.lake.data_file(target.dataset, dt, target.account)
         with tempfile.TemporaryDirectory(prefix="vendorflow-allyy-") as folder:
             out = Path(folder) / f"{target.dataset.replace('/', '__')}__{dt}{UPLOAD_WIRE[target.format].suffix}"
             with self.lake.fs.open(source, "rb") as handle:
@@ -346,6 +405,7 @@ class Uploader:
                 )
             data: dict[str, Any] = {
                 "dataset": target.dataset, "partition": dt, "format": target.format,
+                "account": target.account, "allyy_account": target.allyy_account,
                 "data_set_id": target.data_set_id, "datasource_id": target.datasource_id,
                 "upload_id": None, "rows": rows, "bytes": size, "allyy_status": None, "processed_lines": None,
                 "requested_at": _now(), "finished_at": None, "message": None,

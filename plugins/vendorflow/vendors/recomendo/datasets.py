@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, pages_of
 from vendorflow.vendors.recomendo import events, training
 
@@ -78,6 +79,8 @@ def extract_events_sent(ctx: ExtractContext) -> Iterator[Records]:
         data = entry.data
         if data.get("dt") != day or entry.status not in events.FINAL:
             return None  # "sending": claimed by a run, outcome not known yet
+        if data.get("account", DEFAULT_ACCOUNT) != ctx.account:
+            return None  # another Recomendo account's event (records from before accounts are the default's)
         event = data.get("event") or {}
         return {
             "event_key": entry.key,
@@ -127,7 +130,12 @@ def extract_training_requests(ctx: ExtractContext) -> Iterator[Records]:
             "answer": t.get("message") or data.get("message"),
         }
 
-    asks = (entry for entry in ledger.asks if (instant(entry.data["asked_at"]) or "")[:10] == day)
+    asks = (
+        entry
+        for entry in ledger.asks
+        if (instant(entry.data["asked_at"]) or "")[:10] == day
+        and entry.data.get("account", DEFAULT_ACCOUNT) == ctx.account
+    )
     yield from pages_of((row(entry) for entry in asks), f"ledger {training.LEDGER}")
 
 

@@ -106,7 +106,13 @@ def interaction_kind(interaction: str, status: str | None) -> str:
     return f"{interaction}@{status}" if status else interaction
 
 
-def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEFAULT_INTERACTION) -> list[PlannedEvent]:
+def lead_events(
+    lead: Mapping[str, Any],
+    *,
+    account: str,
+    interaction: str = DEFAULT_INTERACTION,
+    source: str = DEFAULT_ACCOUNT,
+) -> list[PlannedEvent]:
     """The events of one lead in its current status: ``$set`` on the customer (once per lead), then
     customer -> offer as item, with the status as a property (once per lead and status).
 
@@ -115,7 +121,8 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
     interaction when its status last changed. A lead seen again in a new status
     (a lookback found it became a customer) makes a new interaction event, under
     its own ledger key: Recomendo's training sees the conversion, and nothing is
-    sent twice.
+    sent twice. A lead of a Footprints account other than ``default`` (``source``) is
+    ``<source>/<lead id>`` in its key, so two tenants' leads never share one.
     """
     lead_id = _text(lead.get("lead_id"))
     client_id = _text(lead.get("client_id"))
@@ -124,7 +131,7 @@ def lead_events(lead: Mapping[str, Any], *, account: str, interaction: str = DEF
     when = event_time(lead.get("created_at") if lead.get("created_at") is not None else lead.get("updated_at"))
     # The interaction happens again, with its new status, each time the lead's status changes.
     status_time = event_time(lead.get("status_changed_at")) or when
-    base = EventKey(account, str(lead_id), "")
+    base = EventKey(account, str(lead_id) if source == DEFAULT_ACCOUNT else f"{source}/{lead_id}", "")
     missing = [
         name for name, value in (("lead_id", lead_id), ("client_id", client_id), ("created_at", when)) if value is None
     ]
@@ -185,11 +192,12 @@ def read_leads(root: str, dt: date, account: str = DEFAULT_ACCOUNT) -> Iterator[
             yield from parquet.read_row_group(group, columns=present).to_pylist()
 
 
-def leads_dts(context: Mapping[str, Any], explicit: Any = None) -> list[date]:
-    """Which ``footprints/leads`` partitions a run is for (see :func:`vendorflow.operators.runs.asset_dts`)."""
+def leads_dts(context: Mapping[str, Any], explicit: Any = None, source: str | None = None) -> list[date]:
+    """Which ``footprints/leads`` partitions (of Footprints account ``source``, when given) a run is for
+    (see :func:`vendorflow.operators.runs.asset_dts`)."""
     from vendorflow.operators.runs import asset_dts
 
-    return asset_dts(context, LEADS, explicit)
+    return asset_dts(context, LEADS, explicit, account=source)
 
 
 def claim_events(
@@ -257,6 +265,7 @@ class EventFeed:
     log: logging.Logger
     interaction: str = DEFAULT_INTERACTION
     claim_timeout: float = 900.0
+    name: str = DEFAULT_ACCOUNT  # the Recomendo account's name (vendorflow.accounts), on every record
     account: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -266,12 +275,17 @@ class EventFeed:
             raise ConfigError(f"interaction_event {self.interaction!r} is reserved by PredictionIO ($..., pio_...)")
         self.account = self.hook.account_key
 
-    def feed(self, leads: Iterator[Mapping[str, Any]], day: date) -> FeedCounts:
-        """Plan every lead's events, record the ones a lead cannot make, claim and send the rest."""
+    def feed(self, leads: Iterator[Mapping[str, Any]], day: date, source: str = DEFAULT_ACCOUNT) -> FeedCounts:
+        """Plan every lead's events (of Footprints account ``source``), record the ones a lead cannot make,
+        claim and send the rest."""
         from vendorflow.progress import Progress
 
         counts = FeedCounts()
-        planned = [p for lead in leads for p in lead_events(lead, account=self.account, interaction=self.interaction)]
+        planned = [
+            p
+            for lead in leads
+            for p in lead_events(lead, account=self.account, interaction=self.interaction, source=source)
+        ]
         counts.leads = len(planned) // 2
         known = self.ledger.get_many(p.key for p in planned)
         done = {k for k, e in known.items() if e.status in FINAL}
@@ -284,6 +298,8 @@ class EventFeed:
                 SKIPPED,
                 {
                     "dt": day.isoformat(),
+                    "account": self.name,
+                    "source_account": source,
                     "lead_id": p.lead_id,
                     "client_id": p.client_id,
                     "event": p.draft,
@@ -300,9 +316,10 @@ class EventFeed:
         )
         counts.in_flight_elsewhere = len(todo) - len(skipped) - len(sendable)
         self.log.info(
-            "%s dt=%s: %d events to send, %d already sent, %d skipped, %d being sent by another run",
+            "%s dt=%s%s: %d events to send, %d already sent, %d skipped, %d being sent by another run",
             LEADS,
             day,
+            "" if source == DEFAULT_ACCOUNT else f" account={source}",
             len(sendable),
             len(planned) - len(todo),
             len(skipped),
@@ -310,7 +327,7 @@ class EventFeed:
         )
         progress = Progress(f"recomendo events dt={day}", log=self.log, unit="events", total=len(sendable))
         try:
-            sent = self._send(sendable, day, progress)
+            sent = self._send(sendable, day, progress, source)
         except BaseException:
             release_events(self.ledger, sendable, self.run_id)  # another run (a rerun) may send them at once
             raise
@@ -318,7 +335,7 @@ class EventFeed:
         counts.accepted, counts.rejected = sent[ACCEPTED], sent[REJECTED]
         return counts
 
-    def _send(self, planned: Sequence[PlannedEvent], day: date, progress: Progress) -> dict[str, int]:
+    def _send(self, planned: Sequence[PlannedEvent], day: date, progress: Progress, source: str) -> dict[str, int]:
         """Send, recording outcomes in batches no larger than what is in flight anyway: a crash
         loses at most that many records (those events are resent on the rerun)."""
         by_key = {id(p.event): p for p in planned}
@@ -346,6 +363,8 @@ class EventFeed:
                         status,
                         {
                             "dt": day.isoformat(),
+                            "account": self.name,
+                            "source_account": source,
                             "lead_id": p.lead_id,
                             "client_id": p.client_id,
                             "event": p.event,

@@ -24,28 +24,32 @@ EVENTS_SENT = "recomendo/events_sent"
 TRAINING_REQUESTS = "recomendo/training_requests"
 
 
-def _hook(conn_id: str | None) -> RecomendoHook:
+def _hook(conn_id: str | None, account: str) -> RecomendoHook:
+    from vendorflow import accounts
     from vendorflow.vendors.recomendo.hook import RecomendoHook
 
-    return RecomendoHook(conn_id=conn_id)
+    return RecomendoHook(conn_id=conn_id or accounts.get("recomendo", account).conn_id)
 
 
 class RecomendoEventsOperator(BaseOperator):
-    """Turn the leads of ``footprints/leads`` partitions into Recomendo events and send each once
-    (:class:`~vendorflow.vendors.recomendo.events.EventFeed`); every outcome is in
-    ``recomendo/events_sent`` (partition = the leads' ``dt``).
+    """Turn the leads of ``footprints/leads`` partitions of the Footprints accounts that feed a Recomendo
+    account into events and send each once (:class:`~vendorflow.vendors.recomendo.events.EventFeed`);
+    every outcome is in ``recomendo/events_sent`` (partition = the leads' ``dt``).
 
+    :param account: the Recomendo account; the Footprints accounts it takes leads from are configured
+        (:meth:`vendorflow.accounts.Account.fed_by`).
     :param dt: the leads partition(s), ``YYYY-MM-DD`` or a list (templated); by
         default the triggering asset events' partitions, else the run's day.
     :param interaction_event: the name of the customer -> offer event (``lead``).
     """
 
-    template_fields = ("conn_id", "dt", "interaction_event")
+    template_fields = ("account", "conn_id", "dt", "interaction_event")
     ui_color = "#f3e8f4"
 
     def __init__(
         self,
         *,
+        account: str = "default",
         conn_id: str | None = None,
         dt: Any = None,
         interaction_event: str = DEFAULT_INTERACTION,
@@ -54,7 +58,8 @@ class RecomendoEventsOperator(BaseOperator):
     ) -> None:
         kwargs.setdefault("outlets", [asset(EVENTS_SENT)])
         super().__init__(**kwargs)
-        self.conn_id, self.dt, self.interaction_event, self.claim_timeout = (
+        self.account, self.conn_id, self.dt, self.interaction_event, self.claim_timeout = (
+            account,
             conn_id,
             dt,
             interaction_event,
@@ -62,21 +67,30 @@ class RecomendoEventsOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from vendorflow import settings
+        from vendorflow import accounts, settings
         from vendorflow.ledger import Ledger
         from vendorflow.operators.runs import republish
         from vendorflow.vendors.recomendo.events import LEDGER, EventFeed, FeedCounts, leads_dts, read_leads
 
-        hook = _hook(self.conn_id)
-        feed = EventFeed(
-            hook, Ledger(LEDGER), str(context.get("run_id")), self.log, self.interaction_event, self.claim_timeout
-        )
-        days = leads_dts(context, self.dt)
-        totals = FeedCounts()
-        for day in days:
-            totals.add(feed.feed(read_leads(settings.data_root(), day), day))
-        published = republish(EVENTS_SENT, days, hook, context, self.log)
-        summary = {"dts": [d.isoformat() for d in days], **vars(totals), "partitions": [p["path"] for p in published]}
+        hook = _hook(self.conn_id, self.account)
+        feed = EventFeed(hook, Ledger(LEDGER), str(context.get("run_id")), self.log, self.interaction_event,
+                         self.claim_timeout, self.account)  # fmt: skip
+        sources = accounts.get("recomendo", self.account).fed_by("footprints")
+        if not sources:
+            self.log.warning("Recomendo account %s takes leads from no Footprints account: name them in its "
+                             '"footprints" list in VENDORFLOW_ACCOUNTS', self.account)  # fmt: skip
+        totals, days = FeedCounts(), set()
+        for source in sources:
+            for day in leads_dts(context, self.dt, source):
+                totals.add(feed.feed(read_leads(settings.data_root(), day, source), day, source))
+                days.add(day)
+        published = republish(EVENTS_SENT, days, hook, context, self.log, account=self.account)
+        summary = {
+            "dts": [d.isoformat() for d in sorted(days)],
+            "footprints_accounts": list(sources),
+            **vars(totals),
+            "partitions": [p["path"] for p in published],
+        }
         if totals.rejected:
             self.log.warning(
                 "%d events were rejected by Recomendo (see %s, status 'rejected')", totals.rejected, EVENTS_SENT
@@ -96,13 +110,13 @@ class RecomendoTrainingOperator(BaseOperator):
     the connection's ``training_interval_seconds`` (1800) plus ``training_margin_seconds`` (5).
     """
 
-    template_fields = ("conn_id", "dt")
+    template_fields = ("account", "conn_id", "dt")
     ui_color = "#f3e8f4"
 
-    def __init__(self, *, conn_id: str | None = None, dt: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, account: str = "default", conn_id: str | None = None, dt: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [asset(TRAINING_REQUESTS)])
         super().__init__(**kwargs)
-        self.conn_id, self.dt = conn_id, dt
+        self.account, self.conn_id, self.dt = account, conn_id, dt
 
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow.ledger import Ledger
@@ -113,6 +127,7 @@ class RecomendoTrainingOperator(BaseOperator):
         hook, guard = self._guard()
         new_data = latest_accepted_event_at(Ledger(events.LEDGER), hook.account_key, guard.covered_until()) is not None
         info = {
+            "account": self.account,
             "run_id": str(context.get("run_id")),
             "dts": [d.isoformat() for d in events.leads_dts(context, self.dt)],
         }
@@ -131,7 +146,7 @@ class RecomendoTrainingOperator(BaseOperator):
         from vendorflow.ledger import Ledger
         from vendorflow.vendors.recomendo.training import LEDGER, TrainingGuard
 
-        hook = _hook(self.conn_id)
+        hook = _hook(self.conn_id, self.account)
         return hook, TrainingGuard(Ledger(LEDGER), hook.account_key, hook.training_interval, hook.training_margin)
 
     def _act(self, context: Any, hook: RecomendoHook, guard: TrainingGuard, decision: Decision) -> dict[str, Any]:
@@ -141,7 +156,8 @@ class RecomendoTrainingOperator(BaseOperator):
         try:
             decision = carry_out(guard, hook, decision, self.log)
         finally:  # the rows of this training's asks changed, whatever happened
-            republish(TRAINING_REQUESTS, asked_days(guard, run_key(context)), hook, context, self.log)
+            days = asked_days(guard, run_key(context))
+            republish(TRAINING_REQUESTS, days, hook, context, self.log, account=self.account)
         if decision.action == "wait":
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
