@@ -28,10 +28,18 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from include.sandbox.core import SandboxState, Vendor, bearer_token
+from include.sandbox.core import (
+    SandboxState,
+    TenantApp,
+    Vendor,
+    bearer_token,
+    credential_prefix,
+    tenant_name,
+    tenant_prefix,
+)
 
 PREFIX = "/algonomy"
 DEFAULT_EXPIRES_IN = 28_800
@@ -113,7 +121,7 @@ def create_app(config: dict[str, Any], registry: Registry) -> FastAPI:
         if fields.get("grant_type") != "client_credentials":
             return _error(400, "unsupported_grant_type", "Invalid grant_type")
         client_id, client_secret = fields.get("client_id", ""), fields.get("client_secret", "")
-        if not (client_id.startswith("sandbox") and client_secret.startswith("sandbox")):
+        if not (client_id.startswith(credential_prefix()) and client_secret.startswith(credential_prefix())):
             return _error(401, "invalid_client", "Invalid client authentication")
         lifetime = int(config.get("expires_in", DEFAULT_EXPIRES_IN))
         value = registry.issue(client_id, lifetime)
@@ -141,6 +149,7 @@ def create_app(config: dict[str, Any], registry: Registry) -> FastAPI:
 
 
 _REGISTRY = Registry()
+_REGISTRIES = {"": _REGISTRY, "b": Registry()}  # a registry per tenant: each site has its own opt-outs
 
 
 def token_of(scope: dict[str, Any]) -> str | None:
@@ -148,7 +157,7 @@ def token_of(scope: dict[str, Any]) -> str | None:
     token = bearer_token(scope)
     if token is None:
         return None
-    return _REGISTRY.client_of(token) or token
+    return next((r.client_of(token) for r in _REGISTRIES.values() if r.client_of(token)), None) or token
 
 
 def throttled(window: float) -> tuple[int, dict[str, str], bytes]:
@@ -158,12 +167,12 @@ def throttled(window: float) -> tuple[int, dict[str, str], bytes]:
     return 429, {"content-type": "application/json", "retry-after": f"{window:g}"}, body.encode()
 
 
-def vendor() -> Vendor:
+def vendor(tenant: str = "") -> Vendor:
     config: dict[str, Any] = {"rate_limit": 100, "expires_in": DEFAULT_EXPIRES_IN, "latency_ms": 0}
     return Vendor(
-        name="algonomy",
-        prefix=PREFIX,
-        app=create_app(config, _REGISTRY),
+        name=tenant_name("algonomy", tenant),
+        prefix=tenant_prefix(PREFIX, tenant),
+        app=TenantApp(create_app(config, _REGISTRIES[tenant]), tenant),
         token_of=token_of,
         throttled=throttled,
         config=config,
@@ -172,8 +181,11 @@ def vendor() -> Vendor:
 
 def control_routes(control: FastAPI, state: SandboxState) -> None:
     @control.get("/_sandbox/algonomy/optouts")
-    def optouts() -> dict[str, Any]:
-        return _REGISTRY.snapshot()
+    def optouts(tenant: str = "") -> dict[str, Any]:
+        """The opt-outs of the first tenant's site, or of ``?tenant=b``'s."""
+        if tenant not in _REGISTRIES:
+            raise HTTPException(404, f"no tenant {tenant!r}")
+        return _REGISTRIES[tenant].snapshot()
 
     @control.get("/_sandbox/algonomy/tokens")
     def tokens() -> list[str]:
@@ -182,12 +194,14 @@ def control_routes(control: FastAPI, state: SandboxState) -> None:
             return list(_REGISTRY.tokens)
 
 
-def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    """``algonomy_default`` pointed at this sandbox (a fresh client per ``suffix``: its own budget)."""
-    return "algonomy_default", {
+def connection(base_url: str, suffix: str = "", tenant: str = "") -> tuple[str, dict[str, Any]]:
+    """``algonomy_default`` pointed at this sandbox (a fresh client per ``suffix``: its own budget);
+    ``algonomy_<tenant>`` at another tenant's site (credentials starting with ``tenant<name>``)."""
+    cred = credential_prefix(tenant)
+    return f"algonomy_{tenant or 'default'}", {
         "conn_type": "algonomy",
-        "host": f"{base_url}{PREFIX}",
-        "login": f"sandbox-client{suffix}",
-        "password": f"sandbox-secret{suffix}",
-        "extra": {"api_key": f"sandbox-site{suffix}", "requests_per_second": 100},
+        "host": f"{base_url}{tenant_prefix(PREFIX, tenant)}",
+        "login": f"{cred}-client{suffix}",
+        "password": f"{cred}-secret{suffix}",
+        "extra": {"api_key": f"{cred}-site{suffix}", "requests_per_second": 100},
     }

@@ -45,7 +45,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
-from include.sandbox.core import Vendor, bearer_token
+from include.sandbox.core import TenantApp, Vendor, bearer_token, credential_prefix, tenant_name, tenant_prefix
 
 PREFIX = "/allyy"
 TOKEN_PATH = "/api/authentication/connect/token"
@@ -233,7 +233,7 @@ def create_app(config: dict[str, Any], state: AllyyState) -> FastAPI:
                 json.dumps({"error": "unsupported_grant_type"}), status_code=400, media_type="application/json"
             )
         client_id, client_secret = str(form.get("client_id") or ""), str(form.get("client_secret") or "")
-        if not client_id.startswith("sandbox") or not client_secret:
+        if not client_id.startswith(credential_prefix()) or not client_secret:
             return Response(json.dumps({"error": "invalid_client"}), status_code=400, media_type="application/json")
         if "allyy_api" not in str(form.get("scope") or "").split():
             return Response(json.dumps({"error": "invalid_scope"}), status_code=400, media_type="application/json")
@@ -393,7 +393,7 @@ def create_app(config: dict[str, Any], state: AllyyState) -> FastAPI:
 _STATE = AllyyState()
 
 
-def vendor() -> Vendor:
+def vendor(tenant: str = "") -> Vendor:
     config: dict[str, Any] = {
         "rate_limit": None,  # Allyy publishes none; set one to exercise 429s
         "latency_ms": 0,
@@ -405,9 +405,9 @@ def vendor() -> Vendor:
         "datasources": None,
     }
     return Vendor(
-        name="allyy",
-        prefix=PREFIX,
-        app=create_app(config, _STATE),
+        name=tenant_name("allyy", tenant),
+        prefix=tenant_prefix(PREFIX, tenant),
+        app=TenantApp(create_app(config, _STATE if not tenant else AllyyState()), tenant),
         token_of=token_of,
         throttled=throttled,
         config=config,
@@ -448,12 +448,14 @@ def control_routes(control: FastAPI, sandbox_state: Any) -> None:
         return {"expired": count}
 
 
-def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    """``allyy_default`` pointed at this sandbox (any client id starting with ``sandbox`` is valid)."""
-    return "allyy_default", {
+def connection(base_url: str, suffix: str = "", tenant: str = "") -> tuple[str, dict[str, Any]]:
+    """``allyy_default`` pointed at this sandbox (any client id starting with ``sandbox`` is valid);
+    ``allyy_<tenant>`` at another tenant (another customer, client ids starting with ``tenant<name>``)."""
+    cred = credential_prefix(tenant)
+    return f"allyy_{tenant or 'default'}", {
         "conn_type": "allyy",
-        "host": f"{base_url}{PREFIX}",
-        "login": f"sandbox-allyy{suffix}",
-        "password": "sandbox-secret",
-        "extra": {"customer_id": CUSTOMER_ID, "scope": "allyy_api"},
+        "host": f"{base_url}{tenant_prefix(PREFIX, tenant)}",
+        "login": f"{cred}-allyy{suffix}",
+        "password": f"{cred}-secret",
+        "extra": {"customer_id": CUSTOMER_ID if not tenant else f"{CUSTOMER_ID[:-1]}{tenant}", "scope": "allyy_api"},
     }

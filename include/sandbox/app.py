@@ -1,7 +1,10 @@
 """The sandbox application: every vendor under its prefix, plus the control API under ``/_sandbox``.
 
 Every module of this package that defines ``vendor() -> Vendor`` is a vendor
-(:data:`VENDOR_MODULES`), so a new vendor is one new module. Control API (JSON):
+(:data:`VENDOR_MODULES`), so a new vendor is one new module. A vendor whose
+``vendor()`` takes a ``tenant`` is served twice: its first tenant at its usual
+prefix, a second one (``b``: other data, credentials starting with ``tenantb``)
+under ``/b/<prefix>``, named ``<vendor>-b`` below. Control API (JSON):
 
 - ``GET  /_sandbox/health``
 - ``POST /_sandbox/reset``: forget faults, counters, windows; restore every vendor's config
@@ -16,13 +19,14 @@ Every module of this package that defines ``vendor() -> Vendor`` is a vendor
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import asdict, fields
 from typing import Any
 
 from fastapi import Body, FastAPI, HTTPException
 
-from include.sandbox.core import Fault, SandboxMiddleware, SandboxState
+from include.sandbox.core import TENANTS, Fault, SandboxMiddleware, SandboxState
 
 _MACHINERY = frozenset({"app", "connections", "control", "core"})
 
@@ -47,7 +51,8 @@ def create_app() -> Any:
     for name in VENDOR_MODULES:
         module = importlib.import_module(f"include.sandbox.{name}")
         modules.append(module)
-        vendors.append(module.vendor())
+        tenants = TENANTS if "tenant" in inspect.signature(module.vendor).parameters else ("",)
+        vendors.extend(module.vendor(tenant) for tenant in tenants)
     state = SandboxState(vendors)
     control = FastAPI(title="Vendor sandbox", openapi_url=None, docs_url=None, redoc_url=None)
 

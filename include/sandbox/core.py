@@ -24,6 +24,7 @@ substring, ``count`` times after skipping ``after`` matches):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -58,6 +59,55 @@ def to_xml(value: Any, root: str = "response") -> str:
         return f"<{tag}>{inner}</{tag}>"
 
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + render(value, root)
+
+
+# --- tenants: a second account of every vendor, with its own data and credentials ----------------
+
+TENANTS = ("", "b")  # "": the vendor's first tenant, at its usual prefix; "b": a second one, under /b/
+_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("sandbox_tenant", default="")
+
+
+def tenant() -> str:
+    """The tenant the current request is for ("" for the first one)."""
+    return _TENANT.get()
+
+
+def salted(text: str) -> str:
+    """``text`` as seeded for the current tenant: unchanged for the first, so its data stays as it was."""
+    current = _TENANT.get()
+    return f"{current}:{text}" if current else text
+
+
+def credential_prefix(name: str = "") -> str:
+    """What every credential of tenant ``name`` (default: the current one) starts with: ``sandbox`` for the
+    first tenant, ``tenant<name>`` for the others, so one tenant's credentials are refused by the other."""
+    name = _TENANT.get() if name == "" else name
+    return f"tenant{name}" if name else "sandbox"
+
+
+def tenant_prefix(prefix: str, name: str) -> str:
+    """Where tenant ``name`` of a vendor usually at ``prefix`` is served."""
+    return f"/{name}{prefix}" if name else prefix
+
+
+def tenant_name(vendor: str, name: str) -> str:
+    """The vendor's name in the control API (faults, config, stats) for tenant ``name``."""
+    return f"{vendor}-{name}" if name else vendor
+
+
+class TenantApp:
+    """An ASGI app served for one tenant: every request runs with :func:`tenant` set to it."""
+
+    def __init__(self, app: ASGIApp, name: str) -> None:
+        self.app, self.name = app, name
+        self.sandbox_reset = getattr(app, "sandbox_reset", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _TENANT.set(self.name)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _TENANT.reset(token)
 
 
 # --- state ----------------------------------------------------------------------------

@@ -56,7 +56,16 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from include.sandbox.core import Vendor, query_params
+from include.sandbox.core import (
+    TenantApp,
+    Vendor,
+    credential_prefix,
+    query_params,
+    salted,
+    tenant,
+    tenant_name,
+    tenant_prefix,
+)
 
 PREFIX = "/footprints"
 STATUSES = ("prospect", "lead", "sale_lead", "opportunity", "customer", "lost")
@@ -84,12 +93,12 @@ MEDIA = ["Earned Media", "Owned Media", "Paid Media"]
 
 
 def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha256(salted(":".join(map(str, parts))).encode()).digest()[:8], "big")
 
 
 def oid(*parts: object, epoch: int = 1_530_000_000) -> str:
     """A Mongo ObjectId-shaped id (24 hex digits, creation time first), stable for ``parts``."""
-    return f"{epoch:08x}{hashlib.sha256(':'.join(map(str, parts)).encode()).hexdigest()[:16]}"
+    return f"{epoch:08x}{hashlib.sha256(salted(':'.join(map(str, parts))).encode()).hexdigest()[:16]}"
 
 
 def iso(moment: datetime) -> str:
@@ -99,7 +108,9 @@ def iso(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class World:
-    """The tenant's generated data; leads are a pure function of (day, index)."""
+    """The tenant's generated data; leads are a pure function of (tenant, day, index)."""
+
+    tenant: str = ""  # caches of generated data are kept per tenant
 
     catalogues: int = 6
     offers: int = 40
@@ -217,7 +228,7 @@ class World:
 
     def lead(self, day: date, index: int, count: int, as_of: datetime | None = None) -> dict[str, Any]:
         # All choices come from one SHA-512 of (day, index): cheap enough to serve 200,000 leads a day.
-        b = hashlib.sha512(f"lead:{day}:{index}".encode()).digest()
+        b = hashlib.sha512(salted(f"lead:{day}:{index}").encode()).digest()
         refs = _references(self)
         slot = 86_400_000 // max(count, 1)  # milliseconds per lead: created times increase within the day
         created = _day_start_ms(day) + index * slot + int.from_bytes(b[0:4], "big") % max(slot, 1)
@@ -411,14 +422,22 @@ class World:
         return out
 
 
-@lru_cache(maxsize=65_536)
 def _oid(*parts: object) -> str:
+    return _tenant_oid(tenant(), *parts)
+
+
+@lru_cache(maxsize=65_536)
+def _tenant_oid(name: str, *parts: object) -> str:
     return oid(*parts)
 
 
-@lru_cache(maxsize=512)
 def _day_hash(day: date) -> str:
-    return hashlib.sha256(f"lead:{day}".encode()).hexdigest()[:10]
+    return _tenant_day_hash(tenant(), day)
+
+
+@lru_cache(maxsize=512)
+def _tenant_day_hash(name: str, day: date) -> str:
+    return hashlib.sha256(salted(f"lead:{day}").encode()).hexdigest()[:10]
 
 
 @lru_cache(maxsize=512)
@@ -517,7 +536,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     app.sandbox_reset = tokens.clear  # type: ignore[attr-defined]
 
     def world() -> World:
-        return World()
+        return World(tenant=tenant())
 
     def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
         return Response(
@@ -571,7 +590,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
             )
         except ValueError:
             key, secret = "", ""
-        if not (key.startswith("sandbox") and secret.startswith("sandbox")):
+        if not (key.startswith(credential_prefix()) and secret.startswith(credential_prefix())):
             return answer({"error": "invalid_client", "error_description": "Client credentials are invalid"}, 401)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode(), keep_blank_values=True).items()}
         fields = {**dict(request.query_params), **form}
@@ -778,17 +797,25 @@ def control_routes(control: FastAPI, state: Any) -> None:
         return {"ok": True}
 
 
-def vendor() -> Vendor:
+def vendor(tenant: str = "") -> Vendor:
     config: dict[str, Any] = json.loads(json.dumps(DEFAULTS))
-    return Vendor(name="footprints", prefix=PREFIX, app=create_app(config), token_of=token_of, config=config)
+    return Vendor(
+        name=tenant_name("footprints", tenant),
+        prefix=tenant_prefix(PREFIX, tenant),
+        app=TenantApp(create_app(config), tenant),
+        token_of=token_of,
+        config=config,
+    )
 
 
-def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    """``footprints_default`` pointed at this sandbox (any key and secret starting with ``sandbox`` are valid)."""
-    return "footprints_default", {
+def connection(base_url: str, suffix: str = "", tenant: str = "") -> tuple[str, dict[str, Any]]:
+    """``footprints_default`` pointed at this sandbox (any key and secret starting with ``sandbox`` are
+    valid); ``footprints_<tenant>`` at another tenant (its own data and credentials)."""
+    cred = credential_prefix(tenant)
+    return f"footprints_{tenant or 'default'}", {
         "conn_type": "footprints",
-        "host": f"{base_url}{PREFIX}",
-        "login": f"sandbox-key{suffix}",
-        "password": f"sandbox-secret{suffix}",
+        "host": f"{base_url}{tenant_prefix(PREFIX, tenant)}",
+        "login": f"{cred}-key{suffix}",
+        "password": f"{cred}-secret{suffix}",
         "extra": {"grant_type": "client_credentials", "page_size": 500, "requests_per_second": 20},
     }

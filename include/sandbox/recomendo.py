@@ -48,7 +48,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from include.sandbox.core import Vendor, bearer_token
+from include.sandbox.core import TenantApp, Vendor, bearer_token, credential_prefix, tenant_name, tenant_prefix
 
 PREFIX = "/recomendo"
 SERVICES = {
@@ -240,7 +240,7 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
             client_id, _, secret = base64.b64decode(value[6:].strip(), validate=True).decode().partition(":")
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return answer(UNAUTHORIZED, 401)
-        if not (client_id.startswith("sandbox") and secret.startswith("sandbox")):
+        if not (client_id.startswith(credential_prefix()) and secret.startswith(credential_prefix())):
             return answer(UNAUTHORIZED, 401)
         issued = time.time()
         with store.lock:
@@ -366,7 +366,7 @@ def token_of(scope: dict[str, Any]) -> str | None:
     return bearer_token(scope)
 
 
-def vendor() -> Vendor:
+def vendor(tenant: str = "") -> Vendor:
     # Recomendo documents no request rate limit; ``rate_limit`` may be set to test one.
     config: dict[str, Any] = {
         "token_lifetime": 3600,
@@ -377,7 +377,14 @@ def vendor() -> Vendor:
         "expire_tokens_after_events": None,
         "latency_ms": 0,
     }
-    return Vendor(name="recomendo", prefix=PREFIX, app=create_app(config, _STORE), token_of=token_of, config=config)
+    # One store for both tenants: everything in it is per client id, and the control routes read it.
+    return Vendor(
+        name=tenant_name("recomendo", tenant),
+        prefix=tenant_prefix(PREFIX, tenant),
+        app=TenantApp(create_app(config, _STORE), tenant),
+        token_of=token_of,
+        config=config,
+    )
 
 
 def control_routes(control: FastAPI, state: Any) -> None:
@@ -403,13 +410,15 @@ def control_routes(control: FastAPI, state: Any) -> None:
         return {"ok": True}
 
 
-def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    """``recomendo_default`` pointed at this sandbox, each service at its own URL as in production."""
-    root = f"{base_url}{PREFIX}"
-    return "recomendo_default", {
+def connection(base_url: str, suffix: str = "", tenant: str = "") -> tuple[str, dict[str, Any]]:
+    """``recomendo_default`` pointed at this sandbox, each service at its own URL as in production;
+    ``recomendo_<tenant>`` at another tenant (credentials starting with ``tenant<name>``)."""
+    root = f"{base_url}{tenant_prefix(PREFIX, tenant)}"
+    cred = credential_prefix(tenant)
+    return f"recomendo_{tenant or 'default'}", {
         "conn_type": "recomendo",
-        "login": f"sandbox-recomendo{suffix}",
-        "password": f"sandbox-secret{suffix}",
+        "login": f"{cred}-recomendo{suffix}",
+        "password": f"{cred}-secret{suffix}",
         "extra": {
             "auth_url": f"{root}/auth",
             "client_url": f"{root}/client",

@@ -24,7 +24,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from include.sandbox.core import Vendor, header, to_xml
+from include.sandbox.core import (
+    TenantApp,
+    Vendor,
+    credential_prefix,
+    header,
+    salted,
+    tenant,
+    tenant_name,
+    tenant_prefix,
+    to_xml,
+)
 
 PREFIX = "/recreativ/api"
 DEFAULT_CAMPAIGNS = 50
@@ -32,7 +42,7 @@ TITLES = ["Первая кампания", "Вторая кампания", "Spr
 
 
 def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha256(salted(":".join(map(str, parts))).encode()).digest()[:8], "big")
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,13 @@ class World:
     """The account's generated data: a function of the campaign count only."""
 
     campaigns: int = DEFAULT_CAMPAIGNS
+    first_id: int = 1001  # another tenant's campaigns have other ids
 
     def campaign_ids(self) -> list[int]:
-        return [1001 + i for i in range(self.campaigns)]
+        return [self.first_id + i for i in range(self.campaigns)]
 
     def campaign(self, campaign_id: int) -> dict[str, Any]:
-        i = campaign_id - 1001
+        i = campaign_id - self.first_id
         return {
             "id": campaign_id,
             "title": f"{TITLES[i % len(TITLES)]} #{campaign_id}",
@@ -197,7 +208,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     app = FastAPI(title="Recreativ sandbox", openapi_url=None, docs_url=None, redoc_url=None)
 
     def world() -> World:
-        return World(campaigns=int(config.get("campaigns", DEFAULT_CAMPAIGNS)))
+        return World(campaigns=int(config.get("campaigns", DEFAULT_CAMPAIGNS)), first_id=5001 if tenant() else 1001)
 
     def answer(request: Request, body: Any, status: int = 200) -> Response:
         headers: dict[str, str] = {}
@@ -238,7 +249,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
         token = request.headers.get("auth-token", "")
-        if not token.startswith("sandbox"):
+        if not token.startswith(credential_prefix()):
             return answer(request, _error("Unauthorized", "You are requesting with an invalid credential.", 401), 401)
         return await call_next(request)
 
@@ -371,18 +382,24 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     return app
 
 
-def vendor() -> Vendor:
-    config: dict[str, Any] = {"rate_limit": 5, "campaigns": DEFAULT_CAMPAIGNS, "latency_ms": 0}
+def vendor(tenant: str = "") -> Vendor:
+    config: dict[str, Any] = {"rate_limit": 5, "campaigns": 30 if tenant else DEFAULT_CAMPAIGNS, "latency_ms": 0}
     return Vendor(
-        name="recreativ", prefix=PREFIX, app=create_app(config), token_of=token_of, throttled=throttled, config=config
+        name=tenant_name("recreativ", tenant),
+        prefix=tenant_prefix(PREFIX, tenant),
+        app=TenantApp(create_app(config), tenant),
+        token_of=token_of,
+        throttled=throttled,
+        config=config,
     )
 
 
-def connection(base_url: str, suffix: str = "") -> tuple[str, dict[str, Any]]:
-    """``recreativ_default`` pointed at this sandbox (any token starting with ``sandbox`` is valid)."""
-    return "recreativ_default", {
+def connection(base_url: str, suffix: str = "", tenant: str = "") -> tuple[str, dict[str, Any]]:
+    """``recreativ_default`` pointed at this sandbox (any token starting with ``sandbox`` is valid);
+    ``recreativ_<tenant>`` at another tenant (other campaigns, tokens starting with ``tenant<name>``)."""
+    return f"recreativ_{tenant or 'default'}", {
         "conn_type": "recreativ",
-        "host": f"{base_url}{PREFIX}",
-        "password": f"sandbox-recreativ{suffix}",
+        "host": f"{base_url}{tenant_prefix(PREFIX, tenant)}",
+        "password": f"{credential_prefix(tenant)}-recreativ{suffix}",
         "extra": {"requests_per_second": 5},
     }

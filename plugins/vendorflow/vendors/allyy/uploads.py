@@ -315,6 +315,20 @@ class Uploader:
     ) -> None:
         self.hook, self.ledger, self.lake, self.log, self.batch_rows = hook, ledger, lake, log, batch_rows
 
+    def send_groups(
+        self, groups: Iterable[tuple[Mapping[str, UploadTarget], list[Wanted]]], *, force: bool = False
+    ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+        """:meth:`send_all` for each group of :func:`run_partitions`, once every group's partitions are known
+        to be validated (nothing is sent otherwise); the waits, the refusals and every partition's key."""
+        groups = list(groups)
+        manifests = [validated_manifests(self.lake, wanted, targets) for targets, wanted in groups]
+        waits: list[dict[str, Any]] = []
+        rejected: list[str] = []
+        for (targets, wanted), found in zip(groups, manifests, strict=True):
+            sent, refused = self.send_all(wanted, targets, found, force=force)
+            waits, rejected = waits + sent, rejected + refused
+        return waits, rejected, [targets[d].key(dt) for targets, wanted in groups for d, dt in wanted]
+
     def send_all(
         self,
         wanted: Iterable[Wanted],
