@@ -102,6 +102,11 @@ class TenantApp:
         self.app, self.name = app, name
         self.sandbox_reset = getattr(app, "sandbox_reset", None)
 
+    def __getattr__(self, name: str) -> Any:  # the wrapped app's attributes (``state``, ...)
+        if name == "app":
+            raise AttributeError(name)
+        return getattr(self.app, name)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _TENANT.set(self.name)
         try:

@@ -80,7 +80,7 @@ def _path() -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
-_cache: dict[tuple[str, float, int], dict[str, dict[str, Account]]] = {}
+_cache: dict[tuple[str, int, int], dict[str, dict[str, Account]]] = {}
 
 
 def configured() -> dict[str, dict[str, Account]]:
@@ -94,7 +94,7 @@ def configured() -> dict[str, dict[str, Account]]:
         stat = path.stat()
     except OSError as exc:
         raise ConfigError(f"{ENV}={path}: cannot read the accounts file: {exc.strerror or exc}") from None
-    key = (str(path), stat.st_mtime, stat.st_size)
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _cache:
         _cache.clear()
         _cache[key] = parse(path.read_text(), source=f"{ENV}={path}")

@@ -103,7 +103,9 @@ def recreativ_rows(conn: dict[str, Any], day: date) -> dict[str, list[dict[str, 
 
 
 def without_extracted_at(rows: list[dict[str, Any]]) -> list[tuple]:
-    return sorted(tuple(sorted((k, v) for k, v in r.items() if k != "_extracted_at")) for r in rows)
+    """The rows without ``_extracted_at``, and without ``account`` (always ``default`` here: checked)."""
+    assert all(r.get("account", "default") == "default" for r in rows)
+    return sorted(tuple(sorted((k, v) for k, v in r.items() if k not in ("_extracted_at", "account"))) for r in rows)
 
 
 def extracted_at_texts(data_root: Path, dataset: str, day: date = DAY) -> list[str]:

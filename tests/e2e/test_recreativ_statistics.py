@@ -128,6 +128,7 @@ def test_the_dag_writes_exactly_the_vendors_rows(recreativ: dict[str, Any], data
         ("views", "BIGINT"),
         ("clicks", "BIGINT"),
         ("money", "DECIMAL(18,4)"),
+        ("account", "VARCHAR"),
         ("_extracted_at", "TIMESTAMP WITH TIME ZONE"),
         ("dt", "DATE"),
     ]

@@ -20,10 +20,11 @@ class Oracle:
 
     def __init__(self, conn: dict[str, Any]) -> None:
         self.host = conn["host"]
-        key = f"sandbox-oracle-{uuid.uuid4().hex[:8]}"
+        tenant = conn["login"].split("-", 1)[0]  # "sandbox" or a second tenant's "tenantb": its credentials
+        key = f"{tenant}-oracle-{uuid.uuid4().hex[:8]}"
         answer = requests.post(
             f"{self.host}/api/token",
-            auth=(key, "sandbox-oracle"),
+            auth=(key, f"{tenant}-oracle"),
             data={"grant_type": "client_credentials"},
             timeout=10,
         )

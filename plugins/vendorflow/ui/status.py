@@ -85,18 +85,18 @@ def dataset_statuses(
             spec.key_name, spec.description, spec.snapshot, expected=expected_newest(now), today=now.date()
         )
         partitions = lake.partitions(spec.key_name)
-        manifests = {dt: lake.read_manifest(spec.key_name, dt) for dt in partitions if dt >= first}
-        status.rows_by_day = {dt: int(m.get("rows") or 0) for dt, m in manifests.items() if m is not None}
+        manifests = {dt: day_manifests(lake, spec.key_name, dt) for dt in partitions if dt >= first}
+        status.rows_by_day = {dt: sum(int(m.get("rows") or 0) for m in ms) for dt, ms in manifests.items() if ms}
         if partitions:
             status.newest = partitions[-1]
-            manifest = (
-                manifests[status.newest]
-                if status.newest in manifests
-                else lake.read_manifest(spec.key_name, status.newest)
-            )
-            if manifest is not None:
-                status.newest_rows = int(manifest.get("rows") or 0)
-                status.validation = manifest.get("validation")
+            newest = manifests.get(status.newest) or day_manifests(lake, spec.key_name, status.newest)
+            if newest:
+                status.newest_rows = sum(int(m.get("rows") or 0) for m in newest)
+                status.validation = (
+                    newest[0].get("validation")
+                    if len(newest) == 1
+                    else "; ".join(f"{m.get('account', 'default')}: {m.get('validation')}" for m in newest)
+                )
         newest_validation = docs.latest(gx_root, spec.key_name)
         if newest_validation is not None:
             status.docs_page = newest_validation.page
@@ -104,6 +104,12 @@ def dataset_statuses(
         status.quarantined = quarantined(lake, spec.key_name)
         statuses.append(status)
     return statuses
+
+
+def day_manifests(lake: Any, dataset: str, dt: str) -> list[dict[str, Any]]:
+    """The manifests of every account's file of a day (one without configured accounts)."""
+    found = (lake.read_manifest(dataset, dt, account) for account in lake.accounts(dataset, dt))
+    return [m for m in found if m is not None]
 
 
 def quarantined(lake: Any, dataset: str, limit: int = 10) -> list[Quarantined]:
