@@ -13,6 +13,10 @@ profile for good. Ids come from two places:
   in `<file>.errors.txt`. Write files under another name and rename them into
   place (names starting with `.` or ending in `.tmp`/`.part` are skipped).
 
+Each id goes to every configured Algonomy account (site), unless the run's
+`accounts` param names some; a file in `inbox/<account>/` goes to that
+account only. One send task per account.
+
 Files are split into lines on `\n` and `\r\n` only. Ids are trimmed and
 de-duplicated, blank lines skipped; an id that cannot be a user id (spaces,
 `/`, over 256 characters) or that holds a control, invisible or

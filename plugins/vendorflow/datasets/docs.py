@@ -38,8 +38,15 @@ def table(keys: Iterable[str]) -> str:
 
 
 def dag_doc(doc: str | None, *keys: str) -> str:
-    """A DAG's ``doc_md``: its docstring, then the datasets it writes, from their declarations."""
-    return f"{(doc or '').rstrip()}\n\n#### Datasets written\n\n{table(keys)}"
+    """A DAG's ``doc_md``: its docstring, the datasets it writes (from their declarations), and accounts."""
+    vendors = " and ".join(dict.fromkeys(k.partition("/")[0].capitalize() for k in keys))
+    accounts = (
+        f"Every row has `account`. With `VENDORFLOW_ACCOUNTS` naming several {vendors} accounts, each account "
+        "has its own task group here (its own tasks, retries and logs; one failing does not stop the others) and "
+        "its own file of each day (`<account>.parquet`); without it, one account `default` on the `_default` "
+        "connection."
+    )
+    return f"{(doc or '').rstrip()}\n\n#### Datasets written\n\n{table(keys)}\n\n#### Accounts\n\n{accounts}"
 
 
 def render_readme(text: str) -> str:

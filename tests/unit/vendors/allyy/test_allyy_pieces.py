@@ -344,3 +344,48 @@ def test_offset_paging_without_a_total_stops_on_an_empty_page() -> None:
 def test_an_empty_page_before_the_announced_total_is_an_error() -> None:
     with pytest.raises(PaginationError, match="empty after 2 of the 5 records"):
         walk(OffsetPaginator(take=2, total_records_key="totalItemsCount"), [(2, 5), (0, 5)])
+
+
+# --- accounts ----------------------------------------------------------------------------------------
+
+
+def test_upload_targets_name_their_source_and_allyy_accounts(tmp_path: Path) -> None:
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    from vendorflow.vendors.allyy.uploads import run_partitions
+
+    config = tmp_path / "uploads.json"
+    common = {"dataset": "recreativ/campaign_statistics", "dataSetId": "s", "format": "csv"}
+    config.write_text(
+        json.dumps(
+            {
+                "uploads": [
+                    {**common, "datasourceId": "d-default"},
+                    {**common, "datasourceId": "d-retail", "account": "retail"},
+                    {**common, "datasourceId": "d-retail-2", "account": "retail", "allyyAccount": "second"},
+                ]
+            }
+        )
+    )
+    targets = load_targets(config)
+    assert [t.key("2024-03-01") for t in targets] == [
+        "recreativ/campaign_statistics/dt=2024-03-01",  # the key it had before accounts
+        "recreativ/campaign_statistics/dt=2024-03-01/retail",
+        "recreativ/campaign_statistics/dt=2024-03-01/retail@second",
+    ]
+    events = TriggeringAssetEventsAccessor.build(
+        [
+            event("recreativ/campaign_statistics", {"dt": "2024-03-01", "account": "retail"}),
+            event("recreativ/campaign_statistics", {"dt": "2024-03-02"}),  # before accounts: the default's
+        ]
+    )
+    groups = run_partitions(config, events, [], None)
+    assert [({d: t.datasource_id for d, t in g.items()}, w) for g, w in groups] == [
+        ({"recreativ/campaign_statistics": "d-default"}, [("recreativ/campaign_statistics", "2024-03-02")]),
+        ({"recreativ/campaign_statistics": "d-retail"}, [("recreativ/campaign_statistics", "2024-03-01")]),
+    ]
+    second = run_partitions(config, events, [], None, allyy_account="second")
+    assert [w for _, w in second] == [[("recreativ/campaign_statistics", "2024-03-01")]]
+    config.write_text(json.dumps({"uploads": [{**common, "datasourceId": "d", "account": "Retail"}]}))
+    with pytest.raises(ConfigError, match="'Retail' is not an account name"):
+        load_targets(config)
