@@ -55,7 +55,8 @@ class UI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.airflow.check_alive()
-            mine = [r for r in self.runs(dag_id) if r.get("conf") == conf]
+            # The trigger form sends every param: a run is ours when its conf holds ``conf``.
+            mine = [r for r in self.runs(dag_id) if conf.items() <= (r.get("conf") or {}).items()]
             if mine and mine[0]["state"] in ("success", "failed"):
                 return mine[0]
             time.sleep(2)

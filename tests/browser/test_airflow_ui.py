@@ -22,7 +22,7 @@ def opt_out_from_the_form(
     page.goto(f"{ui.url}/dags/algonomy_optout")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_placeholder("Enter each string on a new line").fill("\n".join(ids))
+    dialog.locator("#element_user_ids").fill("\n".join(ids))  # the user ids box (the accounts box is left empty)
     path = shot(page, screenshot)
     if publish_as:
         publish_screenshot(path, publish_as)
