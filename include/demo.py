@@ -79,18 +79,18 @@ def report(data_root: Path) -> list[str]:
 
     lake = Lake(str(data_root))
     drifted = []
-    for data_path in sorted(data_root.glob("*/*/dt=*/data.parquet")):
-        if data_path.parts[-4].startswith("_"):
+    for day_path in sorted(data_root.glob("*/*/dt=*")):
+        if day_path.parts[-3].startswith("_"):
             continue
-        key, dt = "/".join(data_path.parts[-4:-2]), data_path.parts[-2].removeprefix("dt=")
-        manifest = lake.read_manifest(key, dt)
-        if manifest is None:
-            continue
-        if manifest.get("schema_drift"):
-            drifted.append(f"  {key} dt={dt}: {manifest['schema_drift']}")
-        lines.append(
-            f"{manifest['dataset']:<36} {'dt=' + manifest['dt']:<14} {manifest['rows']:>9,}  {manifest['validation']}"
-        )
+        key, dt = "/".join(day_path.parts[-3:-1]), day_path.name.removeprefix("dt=")
+        for account in lake.accounts(key, dt):  # one account, default, unless VENDORFLOW_ACCOUNTS names more
+            manifest = lake.read_manifest(key, dt, account)
+            if manifest is None:
+                continue
+            shown = manifest["dataset"] + ("" if account == "default" else f" [{account}]")
+            if manifest.get("schema_drift"):
+                drifted.append(f"  {shown} dt={dt}: {manifest['schema_drift']}")
+            lines.append(f"{shown:<36} {'dt=' + manifest['dt']:<14} {manifest['rows']:>9,}  {manifest['validation']}")
     if drifted:
         lines.append("")
         lines.append(

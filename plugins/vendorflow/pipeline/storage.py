@@ -19,7 +19,7 @@ runs of one date never interleave. Output that fails validation moves to
 are invisible to the documented readers (``*/*.parquet`` globs and pyarrow's
 dataset discovery). Staging files of dead runs are removed after
 ``VENDORFLOW_STAGING_MAX_AGE_HOURS`` (6). Files written before accounts have no
-``account`` column; a rerun of their day adds it.
+``account`` column; :mod:`vendorflow.pipeline.upgrade` adds it.
 """
 
 from __future__ import annotations
