@@ -391,6 +391,7 @@ def create_app(config: dict[str, Any], state: AllyyState) -> FastAPI:
 
 
 _STATE = AllyyState()
+_STATES = {"": _STATE, "b": AllyyState()}  # a state per tenant: each customer has its own tokens and uploads
 
 
 def vendor(tenant: str = "") -> Vendor:
@@ -407,7 +408,7 @@ def vendor(tenant: str = "") -> Vendor:
     return Vendor(
         name=tenant_name("allyy", tenant),
         prefix=tenant_prefix(PREFIX, tenant),
-        app=TenantApp(create_app(config, _STATE if not tenant else AllyyState()), tenant),
+        app=TenantApp(create_app(config, _STATES[tenant]), tenant),
         token_of=token_of,
         throttled=throttled,
         config=config,
@@ -428,9 +429,12 @@ def control_routes(control: FastAPI, sandbox_state: Any) -> None:
         }
 
     @control.get("/_sandbox/allyy/uploads")
-    def every_upload() -> list[dict[str, Any]]:
-        with _STATE.lock:
-            return [shown(u) for u in _STATE.uploads]
+    def every_upload(tenant: str = "") -> list[dict[str, Any]]:
+        """Every upload the first tenant received, or ``?tenant=b``'s."""
+        if tenant not in _STATES:
+            raise HTTPException(404, f"no tenant {tenant!r}")
+        with _STATES[tenant].lock:
+            return [shown(u) for u in _STATES[tenant].uploads]
 
     @control.get("/_sandbox/allyy/uploads/{upload_id}")
     def one_upload(upload_id: str) -> dict[str, Any]:

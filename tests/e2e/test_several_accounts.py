@@ -219,3 +219,46 @@ def test_two_allyy_customers_each_get_their_own_models(accounts: dict[str, Any],
     }
     ids = {a: {m for b, _, m in models if b == a} for a in ("default", "second")}
     assert len(ids["default"]) == len(ids["second"]) == 12 and not ids["default"] & ids["second"]
+
+
+def test_each_source_account_uploads_to_the_allyy_account_its_target_names(
+    accounts: dict[str, Any], sandbox: Sandbox, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = "recreativ/campaign_statistics"
+    common = {"dataset": dataset, "dataSetId": "0e6c1a4b-8f2d-4b7a-9c35-1d2e3f4a5b6c"}
+    config = tmp_path / "uploads.json"
+    config.write_text(
+        json.dumps(
+            {
+                "uploads": [
+                    {**common, "datasourceId": "7f1d2c3b-4a5e-4f60-8a71-92b3c4d5e6f7", "format": "csv",
+                     "account": "brand"},
+                    {**common, "datasourceId": "a2b3c4d5-e6f7-4809-9a1b-2c3d4e5f6a7b", "format": "json",
+                     "account": "retail", "allyyAccount": "second"},
+                ]
+            }
+        )
+    )  # fmt: skip
+    monkeypatch.setenv("VENDORFLOW_ALLYY_UPLOADS", str(config))
+    for tenant in ("allyy", "allyy-b"):
+        sandbox.configure(tenant, processing_seconds=0.2)
+    statistics = run("recreativ_statistics", ["brand.campaign_statistics", "retail.campaign_statistics"])
+    assert set(states(statistics).values()) == {"success"}, states(statistics)
+
+    dag = the_dag("allyy_upload")
+    for task in dag.tasks:
+        if task.task_id.endswith(".upload"):
+            task.poll_interval = 0.2
+    upload = dag.test(logical_date=logical_date_for(dag, DAY), run_conf={"partitions": [f"{dataset}/dt={DAY}"]})
+    assert set(states(upload).values()) == {"success"}, states(upload)
+
+    published = {a: sorted(str(c) for b, c in rows(data_root, dataset, "account, campaign_id") if b == a)
+                 for a in ("brand", "retail")}  # fmt: skip
+    for tenant, source, fmt in (("", "brand", "csv"), ("b", "retail", "json")):
+        arrived = sandbox._call("GET", "/_sandbox/allyy/uploads", params={"tenant": tenant})
+        assert [u["format"] for u in arrived] == [fmt], f"one upload to Allyy tenant {tenant!r}"
+        sent = sorted(str(r["campaign_id"]) for r in arrived[0]["rows"])
+        assert sent == published[source] and sent, f"{source}'s rows, and only those"
+        assert {r["account"] for r in arrived[0]["rows"]} == {source}
+    ledger = sorted(rows(data_root, "allyy/uploads", "account, source_account, dataset, state"))
+    assert ledger == [("default", "brand", dataset, "finished"), ("second", "retail", dataset, "finished")]
