@@ -10,6 +10,9 @@
 - Data: ``campaigns`` campaigns (default 50), each with 2-6 ads; statistics are
   a pure function of (ad, date), and campaign statistics are the sum of their
   ads', so a test can check any day's rows independently.
+- ``retired`` (``{campaign id: "YYYY-MM-DD"}``): campaigns deleted that day. They
+  are listed no more, but the statistics of the days before still hold them, as
+  Recreativ's do: a past day's campaigns are not today's list.
 """
 
 from __future__ import annotations
@@ -51,9 +54,17 @@ class World:
 
     campaigns: int = DEFAULT_CAMPAIGNS
     first_id: int = 1001  # another tenant's campaigns have other ids
+    # (campaign id, ISO day): the campaign was deleted that day; it had statistics before it, is listed no more.
+    retired: tuple[tuple[int, str], ...] = ()
 
     def campaign_ids(self) -> list[int]:
-        return [self.first_id + i for i in range(self.campaigns)]
+        """The campaigns that exist now (the list, a campaign's page)."""
+        return self.campaign_ids_on(date.today())
+
+    def campaign_ids_on(self, day: date) -> list[int]:
+        """The campaigns that existed on ``day`` (its statistics)."""
+        gone = {cid for cid, when in self.retired if date.fromisoformat(when) <= day}
+        return [cid for cid in (self.first_id + i for i in range(self.campaigns)) if cid not in gone]
 
     def campaign(self, campaign_id: int) -> dict[str, Any]:
         i = campaign_id - self.first_id
@@ -208,7 +219,12 @@ def create_app(config: dict[str, Any]) -> FastAPI:
     app = FastAPI(title="Recreativ sandbox", openapi_url=None, docs_url=None, redoc_url=None)
 
     def world() -> World:
-        return World(campaigns=int(config.get("campaigns", DEFAULT_CAMPAIGNS)), first_id=5001 if tenant() else 1001)
+        retired = tuple(sorted((int(k), str(v)) for k, v in (config.get("retired") or {}).items()))
+        return World(
+            campaigns=int(config.get("campaigns", DEFAULT_CAMPAIGNS)),
+            first_id=5001 if tenant() else 1001,
+            retired=retired,
+        )
 
     def answer(request: Request, body: Any, status: int = 200) -> Response:
         headers: dict[str, str] = {}
@@ -361,7 +377,7 @@ def create_app(config: dict[str, Any]) -> FastAPI:
             rows = [
                 r
                 for d in days
-                for c in w.campaign_ids()
+                for c in w.campaign_ids_on(d)
                 if (wanted is None or c in wanted) and (r := w.campaign_day(c, d))
             ]
             return answer(request, rows)
@@ -372,11 +388,11 @@ def create_app(config: dict[str, Any]) -> FastAPI:
             if exact is None:
                 return bad_request(request, "filter[date] is required when filter[campaignId] is used.")
             cid = int(campaign_filter)
-            offers = w.offer_ids(cid) if cid in w.campaign_ids() else []
+            on_day = {exact: w.offer_ids(cid) if cid in w.campaign_ids_on(exact) else []}
         else:
-            offers = [o for c in w.campaign_ids() for o in w.offer_ids(c)]
+            on_day = {d: [o for c in w.campaign_ids_on(d) for o in w.offer_ids(c)] for d in days}
         wanted = id_filter(request)
-        rows = [r for d in days for o in offers if (wanted is None or o in wanted) and (r := w.offer_day(o, d))]
+        rows = [r for d in days for o in on_day[d] if (wanted is None or o in wanted) and (r := w.offer_day(o, d))]
         return answer(request, rows)
 
     return app

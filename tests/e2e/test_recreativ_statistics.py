@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -203,3 +203,33 @@ def test_a_batch_that_fails_validation_is_quarantined_and_publishes_nothing(
     log = output.out + output.err
     assert "expect_compound_columns_to_be_unique(column_list=['campaign_id', 'date']): 2 unexpected values" in log
     assert "is quarantined at" in log and "the published partition is unchanged" in log
+
+
+def test_a_past_day_covers_the_campaigns_it_had_even_those_deleted_since(
+    recreativ: dict[str, Any], sandbox: Sandbox, data_root: Path
+) -> None:
+    """Offer statistics of a day are read for the campaigns with statistics that day, not today's list: a
+    campaign deleted the next day is in its last day's offer statistics (and in no campaign snapshot)."""
+    window = {"filter[dateFrom]": DAY.isoformat(), "filter[dateTo]": DAY.isoformat()}
+    that_day = oracle(recreativ, "/advertiser/statistics", scope="campaigns", **window)
+    deleted = that_day[0]["campaignId"]
+    sandbox.configure("recreativ", retired={str(deleted): (DAY + timedelta(days=1)).isoformat()})
+    assert deleted not in {c["id"] for c in oracle(recreativ, "/advertiser/campaigns")}, "deleted: listed no more"
+    assert [s["campaignId"] for s in oracle(recreativ, "/advertiser/statistics", scope="campaigns", **window)] == [
+        s["campaignId"] for s in that_day
+    ], "the day's statistics still hold it"
+    money = lambda v: Decimal(str(v)).quantize(Decimal("0.0001"))  # noqa: E731
+    expected = sorted(
+        (r["offerId"], s["campaignId"], date.fromisoformat(r["date"]), r["views"], r["clicks"], money(r["money"]))
+        for s in that_day
+        for r in oracle(
+            recreativ,
+            "/advertiser/statistics",
+            **{"scope": "offers", "filter[date]": DAY.isoformat(), "filter[campaignId]": s["campaignId"]},
+        )
+    )
+    assert any(row[1] == deleted for row in expected), "the deleted campaign had ad statistics that day"
+
+    assert run_dag().state == "success"
+    assert written_rows(data_root, "offer_statistics") == expected
+    assert deleted not in {row[0] for row in written_rows(data_root, "campaigns")}
