@@ -135,3 +135,75 @@ def test_the_sandbox_connections_are_listed_and_pass_the_connection_test(signed_
     # list, Airflow 3.3's UI sends a portless connection's port as 0 and its API refuses that as "host or port
     # differs from the stored connection"; the stored fields, as sent here, pass.
     assert tested["status"] is True and "Footprints" in tested["message"], tested
+
+
+# --- every kind of run on a real scheduler writes its data interval's start day --------------------------
+
+
+def published_by(ui: UI, dataset: str, day: str) -> str | None:
+    """The run that published ``dataset``'s partition of ``day`` (its manifest says), if any."""
+    from vendorflow.pipeline.storage import Lake
+
+    manifest = Lake(str(ui.data_root)).read_manifest(dataset, day)
+    return manifest.get("run_id") if manifest else None
+
+
+def finished(ui: UI, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = ui.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(2)
+    raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s\n{ui.airflow.tails()}")
+
+
+def test_scheduled_asset_triggered_rest_and_backfill_runs_each_write_their_own_day(ui: UI) -> None:
+    import time
+    from datetime import date, datetime, timedelta, timezone
+
+    ui.wait_until_idle()
+    # Scheduled: the scheduler's run of the last complete interval writes that interval's start day.
+    scheduled = [r for r in ui.runs("allyy_models") if r["run_type"] == "scheduled"]
+    assert scheduled and scheduled[0]["state"] == "success", scheduled
+    day = scheduled[0]["data_interval_start"][:10]
+    assert published_by(ui, "allyy/models", day) == scheduled[0]["dag_run_id"]
+
+    # Asset-triggered: recomendo_training, on the scheduled footprints_leads run's event, sends that day's leads.
+    leads_day = next(r for r in ui.runs("footprints_leads") if r["run_type"] == "scheduled")["data_interval_start"]
+    triggered = [r["dag_run_id"] for r in ui.runs("recomendo_training") if r["run_type"] == "asset_triggered"]
+    assert triggered and published_by(ui, "recomendo/events_sent", leads_day[:10]) in triggered
+
+    # The REST API without a logical date: no data interval; the last complete day before run_after (cron 0 1).
+    ui.api("POST", "/api/v2/dags/allyy_models/dagRuns", json={"logical_date": None, "dag_run_id": "rest-no-date"})
+    rest = finished(ui, "allyy_models", "rest-no-date")
+    assert rest["state"] == "success" and rest["logical_date"] is None, rest
+    run_after = datetime.fromisoformat(rest["run_after"].replace("Z", "+00:00")).astimezone(timezone.utc)
+    tick = run_after.replace(hour=1, minute=0, second=0, microsecond=0)
+    tick = tick if tick <= run_after else tick - timedelta(days=1)  # the latest 01:00 at or before run_after
+    assert published_by(ui, "allyy/models", (tick - timedelta(days=1)).date().isoformat()) == "rest-no-date"
+
+    # Airflow's own backfill: each run writes its own day, no lookback, and the snapshot task is skipped.
+    ui.api("POST", "/api/v2/backfills", json={"dag_id": "recreativ_statistics", "from_date": "2024-03-01T00:00:00Z",
+                                              "to_date": "2024-03-02T00:00:00Z", "max_active_runs": 2})  # fmt: skip
+    deadline, backfill = time.monotonic() + 300, []
+    while time.monotonic() < deadline:
+        backfill = [r for r in ui.runs("recreativ_statistics") if r["run_type"] == "backfill"]
+        if backfill and all(r["state"] in ("success", "failed") for r in backfill):
+            break
+        time.sleep(2)
+    days = sorted(r["data_interval_start"][:10] for r in backfill)
+    assert "2024-03-01" in days and set(days) <= {"2024-03-01", "2024-03-02"}, days
+    for run in backfill:
+        assert run["state"] == "success", run
+        day = run["data_interval_start"][:10]
+        for dataset in ("recreativ/campaign_statistics", "recreativ/offer_statistics"):
+            assert published_by(ui, dataset, day) == run["dag_run_id"], (dataset, day)
+        tasks = ui.api("GET", f"/api/v2/dags/recreativ_statistics/dagRuns/{quote(run['dag_run_id'], safe='')}"
+                              "/taskInstances")["task_instances"]  # fmt: skip
+        assert {t["task_id"]: t["state"] for t in tasks}["campaigns"] == "skipped"
+        assert published_by(ui, "recreativ/campaigns", day) is None
+    before = date(2024, 3, 1) - timedelta(days=1)
+    assert published_by(ui, "recreativ/campaign_statistics", before.isoformat()) is None, "no lookback in a backfill"
