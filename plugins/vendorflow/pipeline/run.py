@@ -68,10 +68,14 @@ class DatasetResult:
         )
 
 
+def account_label(account: str) -> str:
+    """`` account=<a>`` for logs and errors, nothing for the default account (the only one without accounts)."""
+    return "" if account == DEFAULT_ACCOUNT else f" account={account}"
+
+
 def partition_label(dataset: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> str:
-    """How logs and errors name one account's partition: ``<dataset> dt=<day>`` (``account=<a>`` added when it
-    is not the default one)."""
-    return f"{dataset} dt={dt}" + ("" if account == DEFAULT_ACCOUNT else f" account={account}")
+    """How logs and errors name one account's partition: ``<dataset> dt=<day>[ account=<a>]``."""
+    return f"{dataset} dt={dt}{account_label(account)}"
 
 
 def gx_root(lake: Lake, variable: Callable[[str], str | None] | None = None) -> Path:

@@ -319,18 +319,11 @@ class Lake:
             with self.fs.open(path, "wb") as handle:
                 handle.write(data)
 
-    def published_file(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> str | None:
-        """The account's published file of the day; ``None`` when nothing is published."""
-        path = self.data_file(key, dt, account)
-        return path if self.fs.exists(path) else None
-
     def read_manifest(self, key: str, dt: date | str, account: str = DEFAULT_ACCOUNT) -> dict[str, Any] | None:
         """The manifest of the account's published partition, from its data file's footer (``bytes`` is the
         file's size); ``None`` when nothing is published."""
         folder = self.partition_path(key, dt)
-        path = self.published_file(key, dt, account)
-        if path is None:
-            return None
+        path = self.data_file(key, dt, account)
         try:
             with self.fs.open(path, "rb") as handle:
                 size = self.fs.size(path)
@@ -360,7 +353,7 @@ class Lake:
             if not name.startswith("dt="):
                 continue
             if account is not None:
-                if self.published_file(key, name[3:], account):
+                if self.fs.exists(self.data_file(key, name[3:], account)):
                     found.append(name[3:])
             elif self.accounts(key, name[3:]):
                 found.append(name[3:])

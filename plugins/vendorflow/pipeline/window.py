@@ -20,7 +20,7 @@ from typing import Any
 from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import DatasetSpec
 from vendorflow.errors import VendorflowError
-from vendorflow.pipeline.run import DatasetResult, run_dataset
+from vendorflow.pipeline.run import DatasetResult, account_label, run_dataset
 from vendorflow.progress import counted
 
 
@@ -40,7 +40,7 @@ class WindowResult:
 
     @property
     def label(self) -> str:
-        return self.dataset + ("" if self.account == DEFAULT_ACCOUNT else f" account={self.account}")
+        return self.dataset + account_label(self.account)
 
     @property
     def changed(self) -> list[DatasetResult]:

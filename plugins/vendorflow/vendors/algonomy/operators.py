@@ -66,24 +66,15 @@ class RecordOptOutRequestsOperator(BaseOperator):
             chosen = accounts.chosen("algonomy", self.accounts if self.accounts is not None else params.get("accounts"))
         except ConfigError as exc:
             raise AirflowFailException(f"param accounts: {exc}") from None
-        ledger, result = open_ledger(), {"accounts": chosen}
-        inboxes = [Inbox()] + [Inbox(account=a) for a in chosen] if self.read_inbox else [None]
+        inboxes = [Inbox()] + [Inbox(account=a) for a in chosen] if self.read_inbox else []
         try:
-            for number, inbox in enumerate(inboxes):
-                found = collect_requests(
-                    ledger,
-                    raw if number == 0 else None,
-                    inbox,
-                    run_id=str(context["run_id"]),
-                    dt=run_day(context),
-                    accounts=chosen,
-                    log=self.log,
-                )
-                for key, value in found.items():
-                    result[key] = result.get(key, type(value)()) + value
+            found = collect_requests(
+                open_ledger(), raw, inboxes, run_id=str(context["run_id"]), dt=run_day(context), accounts=chosen,
+                log=self.log,
+            )  # fmt: skip
         except BadUserIds as exc:
             raise AirflowFailException(str(exc)) from None
-        return result
+        return {"accounts": chosen, **found}
 
 
 class AlgonomyOptOutOperator(BaseOperator):

@@ -258,14 +258,14 @@ def rejected_files_message(rejected: Sequence[dict[str, Any]]) -> str:
 def collect_requests(
     ledger: Ledger,
     raw_param: Any,
-    inbox: Inbox | None,
+    inboxes: Sequence[Inbox],
     *,
     run_id: str,
     dt: date,
     accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
     log: logging.Logger = log,
 ) -> dict[str, Any]:
-    """Record the ids of the ``user_ids`` param and of every inbox file as ``requested``, for each of
+    """Record the ids of the ``user_ids`` param and of every file of ``inboxes`` as ``requested``, for each of
     ``accounts`` (an inbox of one account, ``inbox.account``, records for that account only).
 
     Bad ids in the param raise :class:`~vendorflow.vendors.algonomy.ids.BadUserIds` before anything
@@ -277,7 +277,7 @@ def collect_requests(
     if from_params:
         result["new"] += record_requested(ledger, from_params, source="params", run_id=run_id, dt=dt, accounts=accounts)
         log.info("param user_ids: %d ids, %d not seen before", len(from_params), result["new"])
-    for item in inbox.files() if inbox is not None else []:
+    for inbox, item in ((box, item) for box in inboxes for item in box.files()):
         try:
             ids = clean_user_ids(file_user_ids(item.name, inbox.read(item)), f"inbox file {item.name}")
         except BadUserIds as exc:

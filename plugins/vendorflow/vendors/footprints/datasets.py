@@ -159,9 +159,7 @@ def _published_rows(dataset: str, dt: Any, columns: list[str], account: str) -> 
     from vendorflow.pipeline.storage import Lake
 
     lake = Lake(settings.data_root())
-    path = lake.published_file(dataset, dt, account)
-    if path is None:
-        return []
+    path = lake.data_file(dataset, dt, account)
     try:
         with lake.fs.open(path, "rb") as handle:
             return pq.read_table(handle, columns=columns).to_pylist()
