@@ -12,7 +12,10 @@ both ways of configuring the connection are exercised.
 - ``GET /v1/usage``: this month's daily report (``usagePlan``, ``startDate``,
   ``endDate``, ``usages``). ``remainingQuota`` is ``monthly_quota`` minus what
   was used since the 1st; a day's use is a pure function of the client and date
-  plus the queries actually made today.
+  plus the queries actually made that day. The month resets on the 1st: once
+  the day changes, the report holds the new month only. Config ``today`` pins
+  the day, and ``rollover_at`` (epoch seconds) makes it the next day from that
+  moment on, so a test can watch a month end.
 - ``POST /v1/events.json``: validated the way PredictionIO's ``EventValidation``
   does (reserved ``$set``/``$unset``/``$delete``, the ``$``/``pio_`` prefixes,
   ``targetEntityType`` with ``targetEntityId``, ISO 8601 ``eventTime``); **201**
@@ -199,16 +202,30 @@ def _day_use(client: str, day: date) -> int:
     return 0 if day.day <= 2 else rnd.randint(50, 900)
 
 
-def usage_report(client: str, today: date, monthly_quota: int, plan: str, queries_today: int = 0) -> dict[str, Any]:
+def usage_report(
+    client: str, today: date, monthly_quota: int, plan: str, queries: Counter[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """The report as read on ``today``: from the 1st of its month to ``today``; ``queries`` counts the
+    queries made per ``(client, day)``."""
     start = today.replace(day=1)
     remaining = monthly_quota
     usages = []
     for n in range((today - start).days + 1):
         day = start + timedelta(days=n)
-        used = min(remaining, _day_use(client, day) + (queries_today if day == today else 0))
+        used = min(remaining, _day_use(client, day) + (queries or Counter())[(client, day.isoformat())])
         remaining -= used
         usages.append({"date": day.isoformat(), "userQuota": used, "remainingQuota": remaining})
     return {"usagePlan": plan, "startDate": start.isoformat(), "endDate": today.isoformat(), "usages": usages}
+
+
+def sandbox_today(config: dict[str, Any]) -> date:
+    """The sandbox's day: ``today`` when pinned (the next day from ``rollover_at`` on), else the UTC date."""
+    pinned = config.get("today")
+    if not pinned:
+        return datetime.now(timezone.utc).date()
+    day = date.fromisoformat(pinned)
+    rollover = config.get("rollover_at")
+    return day + timedelta(days=1) if rollover is not None and time.time() >= float(rollover) else day
 
 
 def create_app(config: dict[str, Any], store: Store) -> FastAPI:
@@ -219,8 +236,7 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         return Response(json.dumps(body), status_code=status, media_type="application/json")
 
     def today() -> date:
-        pinned = config.get("today")
-        return date.fromisoformat(pinned) if pinned else datetime.now(timezone.utc).date()
+        return sandbox_today(config)
 
     def client_of(request: Request) -> str | None:
         token = bearer_token(request.scope)
@@ -256,7 +272,7 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
             return answer(UNAUTHORIZED, 401)
         day = today()
         with store.lock:
-            queried = store.queries[(client, day.isoformat())]
+            queried = Counter(store.queries)
         report = usage_report(
             client,
             day,
@@ -326,9 +342,9 @@ def create_app(config: dict[str, Any], store: Store) -> FastAPI:
         if not isinstance(body, dict):
             return answer({"message": "the query must be a JSON object"}, 400)
         day = today()
-        report = usage_report(
-            client, day, int(config.get("monthly_quota", 100_000)), "", store.queries[(client, day.isoformat())]
-        )
+        with store.lock:
+            queried = Counter(store.queries)
+        report = usage_report(client, day, int(config.get("monthly_quota", 100_000)), "", queried)
         if report["usages"][-1]["remainingQuota"] <= 0:
             return answer({"message": "Monthly quota exhausted"}, 429)
         with store.lock:
@@ -374,6 +390,7 @@ def vendor(tenant: str = "") -> Vendor:
         "monthly_quota": 100_000,
         "usage_plan": "PROFESSIONAL",
         "today": None,
+        "rollover_at": None,
         "expire_tokens_after_events": None,
         "latency_ms": 0,
     }
@@ -397,6 +414,14 @@ def control_routes(control: FastAPI, state: Any) -> None:
     def accepted_events(client: str | None = None) -> list[dict[str, Any]]:
         with _STORE.lock:
             return [dict(e) for e in _STORE.events if client is None or e["client"] == client]
+
+    @control.get("/_sandbox/recomendo/usage")
+    def final_usage(client: str, day: str, monthly_quota: int = 100_000) -> dict[str, Any]:
+        """The report as it stands at the end of ``day``, every query made counted: the vendor's final
+        word on a month once ``day`` is its last."""
+        with _STORE.lock:
+            queried = Counter(_STORE.queries)
+        return usage_report(client, date.fromisoformat(day), monthly_quota, "", queried)
 
     @control.get("/_sandbox/recomendo/auths")
     def auths(client: str | None = None) -> list[dict[str, Any]]:

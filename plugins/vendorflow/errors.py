@@ -33,5 +33,10 @@ class VendorResponseError(VendorflowError):
         super().__init__(f"{vendor} {endpoint}: {problem}")
 
 
+class NotAvailable(VendorflowError):
+    """The vendor does not offer the partition asked for (any more): the task is skipped with this
+    message and nothing is published or replaced."""
+
+
 class ValidationFailed(VendorflowError):
     """A batch failed its expectations and was moved to quarantine."""

@@ -81,3 +81,28 @@ print(json.dumps({{"seconds": seconds, "heavy": heavy}}))
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], f"parsing {path.name} imported {result['heavy']}"
+
+
+def test_the_month_end_usage_run_is_on_each_months_last_day_before_midnight_and_writes_that_day(bag) -> None:  # type: ignore[no-untyped-def]
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from vendorflow.operators.runs import run_day
+
+    timetable = coerce_to_core_timetable(bag.dags["recomendo_usage_month_end"].timetable)
+    restriction = TimeRestriction(earliest=pendulum.datetime(2024, 1, 1, tz="UTC"), latest=None, catchup=True)
+    last: DataInterval | None = None
+    runs = []
+    for _ in range(4):
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        assert info is not None and info.data_interval is not None
+        last = info.data_interval
+        day = run_day({"data_interval_start": last.start, "data_interval_end": last.end})
+        runs.append((info.run_after.isoformat(), day.isoformat()))
+    assert runs == [
+        ("2024-01-31T23:58:00+00:00", "2024-01-31"),
+        ("2024-02-29T23:58:00+00:00", "2024-02-29"),
+        ("2024-03-31T23:58:00+00:00", "2024-03-31"),
+        ("2024-04-30T23:58:00+00:00", "2024-04-30"),
+    ]

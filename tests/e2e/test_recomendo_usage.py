@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,30 @@ pytestmark = pytest.mark.e2e
 DAY = date(2024, 3, 4)
 
 
-def run_dag(day: date = DAY) -> Any:
+def load_dag(dag_id: str) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags["recomendo_usage"]
+    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
+    return dag
+
+
+def run_dag(day: date = DAY) -> Any:
+    dag = load_dag("recomendo_usage")
     return dag.test(logical_date=logical_date_for(dag, day))
+
+
+def oracle_token(conn: dict[str, Any]) -> str:
+    basic = base64.b64encode(f"{conn['login']}:{conn['password']}".encode()).decode()
+    return requests.post(
+        conn["extra"]["auth_url"] + "/v1/auth", headers={"Authorization": f"Basic {basic}"}, timeout=10
+    ).json()["payload"]["token"]
 
 
 def oracle_usage(conn: dict[str, Any]) -> dict[str, Any]:
     """The report read with plain requests, as the documentation describes the two calls."""
-    basic = base64.b64encode(f"{conn['login']}:{conn['password']}".encode()).decode()
-    token = requests.post(
-        conn["extra"]["auth_url"] + "/v1/auth", headers={"Authorization": f"Basic {basic}"}, timeout=10
-    ).json()["payload"]["token"]
+    token = oracle_token(conn)
     body = requests.get(
         conn["extra"]["client_url"] + "/v1/usage", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).json()
@@ -105,3 +116,76 @@ def test_a_low_quota_is_a_warning_in_the_log_and_the_asset_event(
     assert quota["remaining_quota"] == used // 20 and quota["remaining_share"] < 0.1
     output = capfd.readouterr()
     assert "Recomendo quota low" in output.out + output.err
+
+
+MONTH_END = date(2024, 3, 31)
+
+
+def usage_reads(sandbox: Sandbox) -> int:
+    return sum(1 for r in sandbox.requests("recomendo") if r["path"].endswith("/v1/usage") and r["status"] == 200)
+
+
+def wait_for(condition: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def use_then_roll_over(sandbox: Sandbox, conn: dict[str, Any], queries: int) -> None:
+    """The vendor side of a month's last minutes: once the DAG is polling, the site makes ``queries``
+    queries (usage of the last day), the DAG reads the report once more, and the month rolls over."""
+    token = oracle_token(conn)
+    wait_for(lambda: usage_reads(sandbox) >= 2, "the month-end task to read the report twice")
+    for n in range(queries):
+        answer = requests.post(
+            conn["extra"]["predictions_url"] + "/v1/queries.json",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"user": f"u-{n}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+    seen = usage_reads(sandbox)
+    wait_for(lambda: usage_reads(sandbox) > seen, "a read after the last query")
+    sandbox.configure("recomendo", rollover_at=time.time())
+
+
+def test_the_month_end_capture_holds_the_whole_month_as_recomendo_counts_it_at_the_rollover(
+    sandbox: Sandbox, connect, data_root: Path, state_dir: Path, airflow_db: None
+) -> None:
+    import pendulum
+
+    conn = connect("recomendo", usage_poll_seconds=0.2, month_end_wait_seconds=180)
+    sandbox.configure("recomendo", today=MONTH_END.isoformat(), usage_plan="STARTER")
+    dag = load_dag("recomendo_usage_month_end")
+    with ThreadPoolExecutor(1) as pool:
+        vendor = pool.submit(use_then_roll_over, sandbox, conn, 7)
+        # the scheduled run: 23:58 on the month's last day, its data interval that day from 00:00
+        run = dag.test(logical_date=pendulum.datetime(2024, 3, 31, 23, 58, tz="UTC"))
+        vendor.result(timeout=5)
+    assert run.state == "success"
+    assert sandbox.requests("recomendo") and oracle_usage(conn)["startDate"] == "2024-04-01"  # rolled over
+    final = sandbox._call(
+        "GET", "/_sandbox/recomendo/usage", params={"client": conn["login"], "day": MONTH_END.isoformat()}
+    )
+    expected = sorted(
+        (date.fromisoformat(u["date"]), u["userQuota"], u["remainingQuota"], "STARTER", MONTH_END)
+        for u in final["usages"]
+    )
+    # every day of March, the last one with the 7 queries of its last minutes: Recomendo's final count
+    assert len(expected) == 31 and written(data_root) == expected
+    from vendorflow.pipeline.storage import Lake
+
+    manifest = Lake(str(data_root)).read_manifest("recomendo/usage", MONTH_END)
+    facts = manifest["parameters"]
+    assert facts["month_end_reads"] >= 4 and facts["rollover_seen_at"] > facts["month_end_read_at"]
+    assert facts["month_end_gap_seconds"] is not None
+
+    # recomendo_usage's own run for that day comes after midnight: the month is over, so it is skipped
+    # and the month-end partition stays as it was
+    daily = run_dag(MONTH_END)
+    states = {ti.task_id: ti.state for ti in daily.get_task_instances()}
+    assert states == {"usage": "skipped"}
+    assert Lake(str(data_root)).read_manifest("recomendo/usage", MONTH_END)["run_id"] == manifest["run_id"]
+    assert written(data_root) == expected

@@ -67,19 +67,24 @@ class DatasetOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from vendorflow import accounts, datasets
-        from vendorflow.errors import ConfigError
-        from vendorflow.operators.runs import check_snapshot, lookback_for, run_kind
-        from vendorflow.pipeline.window import run_window
+        from vendorflow.operators.runs import check_snapshot, run_kind, skipped_when_not_available
         from vendorflow.vendors import get_hook
 
         spec = datasets.get(self.dataset)
         day, kind = self._day(context), run_kind(context)
         check_snapshot(spec, day, kind, self.log)
         hook = get_hook(spec.vendor, self.conn_id or accounts.get(spec.vendor, self.account).conn_id)
-        accept_shrink = (context.get("params") or {}).get("accept_shrink", False)
-        if not isinstance(accept_shrink, bool):
-            raise ConfigError(f"param accept_shrink must be true or false, not {accept_shrink!r}")
-        outcome = run_window(
+        with skipped_when_not_available():
+            outcome = self._run(spec, hook, day, kind, context)
+        event = outcome.event()
+        context["outlet_events"][asset(self.dataset)].extra = event
+        return event
+
+    def _run(self, spec: Any, hook: Any, day: date, kind: str, context: Any) -> Any:
+        from vendorflow.operators.runs import accept_shrink, lookback_for
+        from vendorflow.pipeline.window import run_window
+
+        return run_window(
             spec,
             hook=hook,
             day=day,
@@ -88,9 +93,6 @@ class DatasetOperator(BaseOperator):
             try_number=getattr(context.get("ti"), "try_number", None),
             inputs=self.extract_params,
             logger=self.log,
-            accept_shrink=accept_shrink,
+            accept_shrink=accept_shrink(context),
             account=self.account,
         )
-        event = outcome.event()
-        context["outlet_events"][asset(self.dataset)].extra = event
-        return event

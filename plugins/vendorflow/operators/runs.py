@@ -7,13 +7,14 @@ Plain functions of the task context (a mapping), so they are unit-tested without
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
-from vendorflow.errors import ConfigError
+from vendorflow.errors import ConfigError, NotAvailable
 
 
 def run_day(context: Mapping[str, Any]) -> date:
@@ -61,6 +62,25 @@ def run_kind(context: Mapping[str, Any]) -> str:
     """``scheduled``, ``manual``, ``backfill`` or ``asset_triggered`` (Airflow's run type)."""
     run_type = getattr(context.get("dag_run"), "run_type", None)
     return str(getattr(run_type, "value", run_type) or "manual")
+
+
+@contextmanager
+def skipped_when_not_available() -> Iterator[None]:
+    """The task is skipped, with the error's message, when the vendor no longer offers what it asked for."""
+    try:
+        yield
+    except NotAvailable as exc:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(str(exc)) from None
+
+
+def accept_shrink(context: Mapping[str, Any]) -> bool:
+    """The run's ``accept_shrink`` param: may a partition shrink past its dataset's limit this time?"""
+    value = (context.get("params") or {}).get("accept_shrink", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"param accept_shrink must be true or false, not {value!r}")
+    return value
 
 
 def lookback_for(spec: Any, kind: str, logger: logging.Logger) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import DatasetSpec
-from vendorflow.errors import VendorflowError
+from vendorflow.errors import NotAvailable, VendorflowError
 from vendorflow.pipeline.run import DatasetResult, account_label, run_dataset
 from vendorflow.progress import counted
 
@@ -115,6 +115,8 @@ def run_window(
                     progress_every=progress_every,
                     account=account,
                 )
+            except NotAvailable:
+                raise  # the vendor no longer offers it: the task is skipped, nothing to gather
             except Exception as exc:  # the other days still run; the task fails at the end
                 logger.error("%s dt=%s failed: %s", name, current, exc)
                 outcome.failures[current] = exc

@@ -10,12 +10,16 @@ row and always shows the latest state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timezone
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from vendorflow.accounts import DEFAULT as DEFAULT_ACCOUNT
 from vendorflow.datasets.spec import Column, DatasetSpec, Expect, ExtractContext, Records, ledger_pages, pages_of
+from vendorflow.errors import NotAvailable, VendorAPIError, VendorResponseError
 from vendorflow.vendors.recomendo import events, training
 
 if TYPE_CHECKING:
@@ -52,9 +56,143 @@ def quota_status(
     }
 
 
+def report_start(report: dict[str, Any]) -> date | None:
+    """The first day a usage report covers: its ``startDate``, else its earliest row's date."""
+    dates = sorted(str(u.get("date")) for u in report["usages"] if isinstance(u, dict))
+    for value in [report.get("startDate"), *dates]:
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            continue
+    return None
+
+
+def is_month_end(day: date) -> bool:
+    return (day + timedelta(days=1)).day == 1
+
+
+@dataclass
+class MonthEnd:
+    """What the month-end capture saw: the last report that still held the month, when it was read,
+    and when a report of the next month was first seen (``None``: not within the wait)."""
+
+    report: dict[str, Any] | None
+    read_at: float | None
+    rollover_seen_at: float | None
+    reads: int
+
+    def facts(self) -> dict[str, Any]:
+        def instant(epoch: float | None) -> str | None:
+            return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+        gap = None if self.read_at is None or self.rollover_seen_at is None else self.rollover_seen_at - self.read_at
+        return {
+            "month_end_read_at": instant(self.read_at),
+            "rollover_seen_at": instant(self.rollover_seen_at),
+            # the most usage of the month's last moments the capture can have missed: after its last read,
+            # before the vendor's rollover
+            "month_end_gap_seconds": None if gap is None else round(gap, 3),
+            "month_end_reads": self.reads,
+        }
+
+
+def last_report_of_month(
+    read: Callable[[], dict[str, Any]],
+    day: date,
+    *,
+    poll_seconds: float,
+    wait_seconds: float,
+    log: logging.Logger,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> MonthEnd:
+    """Read the usage report every ``poll_seconds`` until it holds the next month (the vendor's rollover:
+    the API returns the current month only) or ``wait_seconds`` have passed; keep the last read of
+    ``day``'s month. That read misses at most the usage between it and the rollover."""
+    first = clock()
+    last: dict[str, Any] | None = None
+    read_at: float | None = None
+    reads = 0
+    said = first
+    while True:
+        try:
+            report = read()
+        except (VendorAPIError, VendorResponseError) as exc:
+            if last is None or clock() - first >= wait_seconds:
+                raise
+            # one failed read (its retries spent) must not lose the month: keep the last good one, read again
+            log.warning("recomendo/usage dt=%s: a read failed (%s); reading again in %g s", day, exc, poll_seconds)
+            sleep(poll_seconds)
+            continue
+        now = clock()
+        reads += 1
+        start = report_start(report)
+        if start is not None and start > day:
+            return MonthEnd(last, read_at, now, reads)
+        last, read_at = report, now
+        if now - first >= wait_seconds:
+            return MonthEnd(last, read_at, None, reads)
+        if now - said >= 60 or reads == 1:
+            said = now
+            log.info(
+                "recomendo/usage dt=%s: the report still holds %s (read %d, until %s); waiting for the month "
+                "to roll over (reading every %g s, for at most %d s more)",
+                day, report.get("startDate"), reads, report.get("endDate"), poll_seconds,
+                max(0, round(wait_seconds - (now - first))),
+            )  # fmt: skip
+        sleep(poll_seconds)
+
+
+def month_over(day: date, report: dict[str, Any]) -> NotAvailable:
+    return NotAvailable(
+        f"recomendo/usage dt={day}: GET /v1/usage now returns {report.get('startDate')} to "
+        f"{report.get('endDate')}, and Recomendo returns the current month only: the month of {day} is over "
+        f"and can no longer be read. A month's last report is captured just before its rollover by the DAG "
+        f"recomendo_usage_month_end; a partition already published for dt={day} is left as it is."
+    )
+
+
+def _usage_report(ctx: ExtractContext) -> dict[str, Any]:
+    """The report this run publishes: read once, or, for the month-end capture, the last read before the
+    month rolls over."""
+    hook: RecomendoHook = ctx.hook
+    day = ctx.dt
+    if not ctx.inputs.get("until_rollover"):
+        report = hook.usage()
+        start = report_start(report)
+        if start is not None and start > day:
+            raise month_over(day, report)
+        return report
+    if not is_month_end(day):
+        raise NotAvailable(
+            f"recomendo/usage dt={day}: recomendo_usage_month_end captures the last day of a month, and {day} is "
+            f"not one; recomendo_usage publishes the other days after they end."
+        )
+    end = last_report_of_month(
+        hook.usage, day, poll_seconds=hook.usage_poll_seconds, wait_seconds=hook.month_end_wait_seconds, log=ctx.log
+    )
+    if end.report is None:
+        raise month_over(day, hook.usage())
+    ctx.facts.update(end.facts())
+    if end.rollover_seen_at is None:
+        ctx.log.warning(
+            "recomendo/usage dt=%s: the month did not roll over within %g s (extra month_end_wait_seconds); the "
+            "last report read is published, and the day's usage after it is missing. recomendo_usage's run after "
+            "midnight replaces it if Recomendo still returns this month then.",
+            day, hook.month_end_wait_seconds,
+        )  # fmt: skip
+    else:
+        ctx.log.info(
+            "recomendo/usage dt=%s: the month rolled over; publishing the last report read before it "
+            "(%d reads, at most %.1f s of usage before the rollover unseen)",
+            day, end.reads, end.rollover_seen_at - (end.read_at or end.rollover_seen_at),
+        )  # fmt: skip
+    return end.report
+
+
 def extract_usage(ctx: ExtractContext) -> Iterator[Records]:
     hook: RecomendoHook = ctx.hook
-    report = hook.usage()
+    report = _usage_report(ctx)
     plan = report.get("usagePlan")
     source = "GET /v1/usage"
     status = quota_status(report["usages"], hook.quota_warning_share, ctx.inputs.get("monthly_quota"))
@@ -144,7 +282,8 @@ USAGE = DatasetSpec(
     name="usage",
     notes=(
         "snapshot: the month's report (`GET /v1/usage`, from the 1st to the day it was read) as returned when the "
-        "run read it"
+        "run read it; a month's last day: the last report read before the month rolled over "
+        "(`recomendo_usage_month_end`)"
     ),
     description="This month's daily usage report as returned on the run's day (GET /v1/usage).",
     snapshot=True,

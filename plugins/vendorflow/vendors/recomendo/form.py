@@ -58,6 +58,18 @@ FORM: dict[str, Any] = {
             default=0.1,
             minimum=0,
         ),
+        "usage_poll_seconds": number(
+            "Month-end poll (s)",
+            "recomendo_usage_month_end reads the usage report this often until the month rolls over.",
+            default=5,
+            minimum=0,
+        ),
+        "month_end_wait_seconds": number(
+            "Month-end wait (s)",
+            "How long recomendo_usage_month_end waits for the rollover before keeping its last read.",
+            default=900,
+            minimum=0,
+        ),
         **COMMON_FIELDS,
         "concurrency": number(
             "Concurrency",

@@ -77,7 +77,8 @@ class RecomendoHook(VendorHook):
     credential), ``concurrency`` (events in flight, 8), ``token_leeway_seconds``
     (100: the vendor's own plugin keeps a one-hour token 3,500 s),
     ``training_interval_seconds`` (1800), ``training_margin_seconds`` (5),
-    ``quota_warning_share`` (0.1).
+    ``quota_warning_share`` (0.1), ``usage_poll_seconds`` (5) and ``month_end_wait_seconds`` (900):
+    how often and how long the month-end capture reads the usage report, waiting for the month to roll over.
     """
 
     conn_name_attr = "recomendo_conn_id"
@@ -128,6 +129,14 @@ class RecomendoHook(VendorHook):
         if share is None or share > 1:
             raise self.config_error(f"extra 'quota_warning_share' must be between 0 and 1, not {share!r}")
         return share
+
+    @property
+    def usage_poll_seconds(self) -> float:
+        return self.extra_float("usage_poll_seconds", minimum=0.01) or 0.0
+
+    @property
+    def month_end_wait_seconds(self) -> float:
+        return self.extra_float("month_end_wait_seconds", minimum=-1e-12) or 0.0
 
     # -- HTTP -------------------------------------------------------------------------
 

@@ -175,10 +175,16 @@ class RecomendoTrainingOperator(BaseOperator):
 class RecomendoUsageOperator(DatasetOperator):
     """``recomendo/usage`` for the run's day, plus the quota status in the task log and on the
     asset event (``extra["quota"]``): ``remaining_quota``, ``monthly_quota``, ``remaining_share`` and
-    ``quota_warning`` (true under the connection's ``quota_warning_share``, default 0.1)."""
+    ``quota_warning`` (true under the connection's ``quota_warning_share``, default 0.1).
 
-    def __init__(self, **kwargs: Any) -> None:
+    :param until_rollover: the month-end capture: for the last day of a month, keep reading the report
+        until the month rolls over and publish the last read before it (skipped for any other day).
+    """
+
+    def __init__(self, *, until_rollover: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("dataset", "recomendo/usage")
+        if until_rollover:
+            kwargs["extract_params"] = {**(kwargs.get("extract_params") or {}), "until_rollover": True}
         super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
