@@ -110,6 +110,9 @@ class ExtractContext:
     facts: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vendorflow.extract"))
     account: str = "default"  # the vendor account being read (vendorflow.accounts)
+    # How many rows the day is likely to hold (the published partition's, else the day before's): a hint for
+    # fetching ahead, never a check.
+    expected_rows: int | None = None
 
     @property
     def day_start(self) -> datetime:

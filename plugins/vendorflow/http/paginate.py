@@ -15,7 +15,8 @@ Page-numbered listings may be fetched ``concurrency`` pages at a time
 (:attr:`Paginator.prefetch`): the pages are still handed to the paginator and
 yielded in order, so the result is the same as one at a time; with an
 announced page count exactly those pages are fetched, without one at most
-``concurrency - 1`` requests go past the empty page that ends the listing.
+``concurrency - 1`` requests go past the empty page that ends the listing, and
+usually one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from vendorflow.errors import VendorResponseError
-from vendorflow.http.concurrency import bounded_map
 from vendorflow.http.records import Records
 
 if TYPE_CHECKING:
@@ -97,6 +97,10 @@ class Paginator:
     def ahead(self, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """The requests of the pages after the current one, for fetching ahead (:attr:`prefetch`)."""
         raise NotImplementedError
+
+    def wants(self, asked: Mapping[str, Any]) -> bool:
+        """Whether a request from :meth:`ahead` is still within the listing, as far as the vendor announced."""
+        return True
 
     def end_signal(self, records_seen: int, records: list[Any]) -> bool:
         """Whether there is another page, by the vendor's signal alone: the announced page count,
@@ -186,10 +190,14 @@ class PageNumberPaginator(Paginator):
         params[self.page_param] = self.page_number
 
     def ahead(self, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        last = self.start + self.total_pages - 1 if self.total_pages is not None else None
-        numbers = range(self.page_number + 1, last + 1) if last is not None else itertools.count(self.page_number + 1)
-        for number in numbers:
+        for number in itertools.count(self.page_number + 1):
             yield {**params, self.page_param: number}
+
+    def wants(self, asked: Mapping[str, Any]) -> bool:
+        number = int(asked[self.page_param])
+        return number - self.start < self.max_pages and (
+            self.total_pages is None or number <= self.start + self.total_pages - 1
+        )
 
 
 @dataclass
@@ -259,6 +267,7 @@ def walk_pages(
     vendor: str,
     params: Params = None,
     concurrency: int = 1,
+    expected_records: int | None = None,
 ) -> Iterator[Records]:
     """Every page of a listing, in order, until the paginator says stop: the one paging loop.
 
@@ -267,82 +276,106 @@ def walk_pages(
 
     ``fetch`` makes one request and decodes it into a :class:`Page`. With
     ``concurrency > 1`` and a paginator that can (:attr:`Paginator.prefetch`),
-    the pages after the first are fetched that many at a time; at most
-    ``concurrency`` pages wait in memory.
+    pages are fetched ahead (:func:`_pages_ahead`); at most ``concurrency`` wait
+    in memory. ``expected_records`` (how many the listing held last time, say)
+    lets the first page be asked together with the pages it should take.
     """
     paginator = paginator or SinglePage()
     query: dict[str, Any] = dict(params or {})
     paginator.init_request(query)
-    first = fetch(dict(query))
-    yield _checked(paginator, first, vendor)
-    if paginator.has_next_page and paginator.size and len(first.records) < paginator.size:
-        log.info(
-            "%s %s: asked for %d records per page, got %d: reading on to the vendor's end signal",
-            vendor,
-            first.endpoint,
-            paginator.size,
-            len(first.records),
-        )
-    if not paginator.has_next_page:
-        return
-    if concurrency > 1 and paginator.prefetch and paginator.total_pages is None:
-        yield from _pages_to_an_unknown_end(fetch, paginator, query, concurrency, vendor, len(first.records))
-        return
     if concurrency > 1 and paginator.prefetch:
-        pages = bounded_map(fetch, paginator.ahead(query), concurrency)
-        try:
-            for page in pages:
-                paginator.update_request(query)
-                records = _checked(paginator, page, vendor)
-                if records:  # the empty page that ends a listing is a signal, not a page of data
-                    yield records
-                if not paginator.has_next_page:
-                    return
-        finally:
-            pages.close()  # cancels the pages fetched ahead that nobody will read
+        yield from _pages_ahead(fetch, paginator, query, concurrency, vendor, expected_records)
         return
+    first = _checked(paginator, fetch(dict(query)), vendor)
+    yield first
+    _say_short(paginator, first, vendor)
     while paginator.has_next_page:
         paginator.update_request(query)
         records = _checked(paginator, fetch(dict(query)), vendor)
-        if records:
+        if records:  # the empty page that ends a listing is a signal, not a page of data
             yield records
 
 
-def _pages_to_an_unknown_end(
-    fetch: Fetch, paginator: Paginator, query: dict[str, Any], concurrency: int, vendor: str, first_size: int
-) -> Iterator[Records]:
-    """Pages after the first of a listing whose end is only known when it comes (an empty page, or a record
-    count reached), fetched ahead in a window that starts at half of ``concurrency`` and grows by one with
-    every full page, up to ``concurrency``.
+def _say_short(paginator: Paginator, first: Records, vendor: str) -> None:
+    if paginator.has_next_page and paginator.size and len(first) < paginator.size:
+        log.info(
+            "%s %s: asked for %d records per page, got %d: reading on to the vendor's end signal",
+            vendor, first.source, paginator.size, len(first),
+        )  # fmt: skip
 
-    A page shorter than the longest one seen is not the end (caps are undocumented), but hints at it: no
-    further page is asked for until the next one, already asked, answers. So a day that fits in one or two
-    pages costs one request past its end instead of ``concurrency - 1``, and a long day still reaches
-    ``concurrency`` pages in flight after a few round trips.
+
+def pages_to_ask_first(paginator: Paginator, expected_records: int | None, concurrency: int) -> int:
+    """How many pages to ask at once to begin with: the first alone, or, when the listing is expected
+    to hold ``expected_records``, the pages that takes plus the empty one that ends it (at most
+    ``concurrency``). A wrong guess costs requests, never records: the vendor's signal still ends it."""
+    if not expected_records or not paginator.size or paginator.total_pages is not None:
+        return 1
+    return max(1, min(concurrency, -(-expected_records // paginator.size) + 1))
+
+
+def _pages_ahead(
+    fetch: Fetch,
+    paginator: Paginator,
+    query: dict[str, Any],
+    concurrency: int,
+    vendor: str,
+    expected_records: int | None,
+) -> Iterator[Records]:
+    """A page-numbered listing fetched ahead, yielded in order: the same pages as one at a time.
+
+    The first page goes alone, or with the pages ``expected_records`` says the
+    listing takes and the empty one after them (:func:`pages_to_ask_first`):
+    then a day like the last one costs one round trip, and nothing more is
+    asked unless the last of them is still full. After it, an announced page count is fetched exactly,
+    ``concurrency`` at a time. An end only known when it comes (an empty page)
+    is fetched in a window that starts at half of ``concurrency`` and grows by
+    one with every full page. A page shorter than the longest one seen is not
+    the end (caps are undocumented), but hints at it: no further page is asked
+    for until the next one, already asked, answers; so a short listing costs one
+    request past its end instead of ``concurrency - 1``.
     """
-    full, window = first_size, max(2, concurrency // 2)
-    # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more to know.
-    hinted_end = bool(paginator.size and first_size < paginator.size)
-    ahead = paginator.ahead(query)
+    ahead = paginator.ahead(query)  # the pages after the first, for as long as the paginator wants them
+    full, window, hinted_end = 0, max(2, concurrency // 2), False
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="vendorflow") as pool:
-        pending: deque[Future[Page]] = deque()
+        pending: deque[Future[Page]] = deque([pool.submit(fetch, dict(query))])
+        asked_first = pages_to_ask_first(paginator, expected_records, concurrency)
+        for _ in range(asked_first - 1):
+            pending.append(pool.submit(fetch, next(ahead)))
         try:
+            first, seen = True, 0
             while True:
-                # After a hint, only the page that confirms it (already asked for, or asked now).
-                limit = (0 if pending else 1) if hinted_end else min(window, concurrency)
-                while len(pending) < limit:
-                    pending.append(pool.submit(fetch, next(ahead)))
                 page = pending.popleft().result()
-                paginator.update_request(query)
+                seen += 1
+                if not first:
+                    paginator.update_request(query)
                 records = _checked(paginator, page, vendor)
-                if records:  # the empty page that ends a listing is a signal, not a page of data
+                if records or first:  # the empty page that ends a listing is a signal, not a page of data
                     yield records
+                if first:
+                    _say_short(paginator, records, vendor)
                 if not paginator.has_next_page:
                     return
                 if len(records) >= full:
-                    full, window, hinted_end = len(records), window + 1, False
+                    full, window, hinted_end = len(records), window + (not first), False
                 else:
                     hinted_end = True
+                # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more.
+                hinted_end = hinted_end or bool(first and paginator.size and full < paginator.size)
+                first = False
+                if paginator.total_pages is not None:
+                    limit = concurrency  # the end is known: exactly the pages before it
+                elif seen < asked_first - 1:
+                    limit = 0  # the pages asked first hold the expected listing and its end: wait for them
+                else:
+                    limit = (0 if pending else 1) if hinted_end else min(window, concurrency)
+                while len(pending) < limit:
+                    asked = next(ahead, None)
+                    if asked is None or not paginator.wants(asked):
+                        break
+                    pending.append(pool.submit(fetch, asked))
+                if not pending:
+                    problem = f"page {paginator.page_number} promises more pages past the announced end"
+                    raise VendorResponseError(vendor, page.endpoint, problem)
         finally:
             for future in pending:
                 future.cancel()
@@ -396,7 +429,15 @@ def iterate_pages(
     method: str = "GET",
     form: bool = False,
     concurrency: int = 1,
+    expected_records: int | None = None,
 ) -> Iterator[Records]:
     """Every page of a JSON listing (:func:`json_pages` walked by :func:`walk_pages`)."""
     fetch = json_pages(client, path, records_key=records_key, method=method, form=form)
-    return walk_pages(fetch, paginator, vendor=client.vendor, params=params, concurrency=concurrency)
+    return walk_pages(
+        fetch,
+        paginator,
+        vendor=client.vendor,
+        params=params,
+        concurrency=concurrency,
+        expected_records=expected_records,
+    )

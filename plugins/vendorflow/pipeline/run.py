@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,17 @@ def _requests_since(hook: Any, before: int) -> int | None:
     return None if sent is None else sent - before
 
 
+def expected_rows(lake: Lake, dataset: str, dt: date, account: str = DEFAULT_ACCOUNT) -> int | None:
+    """How many rows a day of ``dataset`` likely holds: what its published partition holds (a lookback
+    re-extraction), else the day before's (a backfill or the next daily run); ``None`` when neither is
+    published. A hint for fetching pages ahead, never a check."""
+    for day in (dt, dt - timedelta(days=1)):
+        manifest = lake.read_manifest(dataset, day, account)
+        if manifest and manifest.get("rows") is not None:
+            return int(manifest["rows"])
+    return None
+
+
 def shrink_floor(spec: DatasetSpec, previous_rows: int | None, *, accept_shrink: bool) -> int:
     """The fewest rows a new batch of a partition that already holds ``previous_rows`` may have.
 
@@ -151,7 +162,15 @@ def run_dataset(
             spec.key_name, dt, lake.join("_staging", spec.key_name), exc, "creating staging folder"
         ) from None
     progress = Progress(spec.key_name, log=logger, every=progress_every)
-    ctx = ExtractContext(hook=hook, dt=dt, inputs=dict(inputs or {}), progress=progress, log=logger, account=account)
+    ctx = ExtractContext(
+        hook=hook,
+        dt=dt,
+        inputs=dict(inputs or {}),
+        progress=progress,
+        log=logger,
+        account=account,
+        expected_rows=None if spec.snapshot else expected_rows(lake, spec.key_name, dt, account),
+    )
     requests_before = _requests_sent(hook) or 0
     started = time.monotonic()
     fingerprint = ContentHash()

@@ -165,3 +165,61 @@ def test_numbered_pages_hold_at_most_a_window_in_memory() -> None:
         consumed += 1
         time.sleep(0.002)  # a slow consumer (the Parquet writer) does not let pages pile up
     assert consumed == 60 and most <= 5
+
+
+# --- a listing whose size is expected (what the day held last time) ------------------------------
+
+
+def sized_pages(records: int, *, size: int, expected: int | None, concurrency: int, announce: bool = False) -> Any:
+    """A listing of ``records`` records in pages of ``size`` (a ``pageSize`` cap), walked with ``expected``;
+    returns the pages yielded and, per round, the pages asked before any of that round answered."""
+    asked: list[int] = []
+    lock = threading.Lock()
+    pages = -(-records // size)
+
+    def fetch(query: dict[str, Any]) -> Page:
+        n = int(query["page"])
+        with lock:
+            asked.append(n)
+        time.sleep(0.002)
+        held = max(0, min(size, records - (n - 1) * size))
+        headers = {"X-Total-Pages": str(pages)} if announce else {}
+        return Page([{"n": n}] * held, None, _Headers(headers), f"page {n}")  # type: ignore[arg-type]
+
+    paginator = PageNumberPaginator(size_param="pageSize", size=size, total_pages_header="X-Total-Pages")
+    got = list(walk_pages(fetch, paginator, vendor="Footprints", concurrency=concurrency, expected_records=expected))
+    return got, asked
+
+
+def test_how_many_pages_are_asked_with_the_first() -> None:
+    from vendorflow.http.paginate import pages_to_ask_first
+
+    paginator = PageNumberPaginator(size_param="pageSize", size=250)
+    assert pages_to_ask_first(paginator, None, 8) == 1
+    assert pages_to_ask_first(paginator, 0, 8) == 1  # an empty day last time: the first page alone
+    assert pages_to_ask_first(paginator, 1117, 8) == 6  # 5 pages and the empty one that ends them
+    assert pages_to_ask_first(paginator, 1117, 4) == 4  # never more than in flight
+    assert pages_to_ask_first(paginator, 250, 8) == 2
+    assert pages_to_ask_first(PageNumberPaginator(), 1117, 8) == 1  # no page size: no way to tell
+
+
+def test_a_day_like_the_last_costs_its_pages_and_one_empty_one() -> None:
+    got, asked = sized_pages(1117, size=250, expected=1117, concurrency=8)
+    assert [len(p) for p in got] == [250, 250, 250, 250, 117]
+    assert sorted(asked) == [1, 2, 3, 4, 5, 6]
+    # without the hint the same day asks more past its end
+    got_blind, asked_blind = sized_pages(1117, size=250, expected=None, concurrency=8)
+    assert [len(p) for p in got_blind] == [len(p) for p in got] and len(asked_blind) > len(asked)
+
+
+def test_a_wrong_guess_costs_requests_never_records() -> None:
+    bigger, asked = sized_pages(3000, size=250, expected=1117, concurrency=8)
+    assert sum(len(p) for p in bigger) == 3000 and [p.number for p in bigger] == list(range(1, 13))
+    assert max(asked) <= 13 + 7  # to the empty page 13, and at most a window past it
+    smaller, asked = sized_pages(300, size=250, expected=1117, concurrency=8)
+    assert [len(p) for p in smaller] == [250, 50] and sorted(asked) == [1, 2, 3, 4, 5, 6]
+    empty, asked = sized_pages(0, size=250, expected=1117, concurrency=8)
+    assert [len(p) for p in empty] == [0]  # an empty listing is one empty page
+    announced, asked = sized_pages(1117, size=250, expected=2000, concurrency=8, announce=True)
+    # the count the first page announced ends it; pages asked with the first past it are not yielded
+    assert [p.number for p in announced] == [1, 2, 3, 4, 5] and set(asked) >= {1, 2, 3, 4, 5}

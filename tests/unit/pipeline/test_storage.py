@@ -82,3 +82,27 @@ def test_quarantine_keeps_the_batch_and_its_validation_out_of_readers_sight(tmp_
 def test_run_tokens_are_safe_and_unique() -> None:
     a, b = run_token("manual__2024-03-01T00:00:00+00:00", 2), run_token("manual__2024-03-01T00:00:00+00:00", 2)
     assert a != b and "/" not in a and ":" not in a and "-try2-" in a
+
+
+def test_the_rows_a_day_likely_holds_are_its_own_published_rows_else_the_day_befores(tmp_path: Path) -> None:
+    from datetime import date
+
+    from vendorflow.pipeline.run import expected_rows
+
+    lake = Lake(str(tmp_path))
+
+    def publish(dt: str, rows: int, account: str = "default") -> None:
+        staged = lake.staging_file("v/d", dt, run_token(f"r-{dt}-{account}"))
+        stream = ParquetStream(staged, SCHEMA)
+        stream.write(batch(0, rows))
+        stream.close()
+        lake.publish(staged, "v/d", dt, {"rows": rows}, account)
+
+    assert expected_rows(lake, "v/d", date(2024, 3, 2)) is None  # nothing published yet
+    publish("2024-03-01", 7)
+    assert expected_rows(lake, "v/d", date(2024, 3, 2)) == 7  # a backfill's next day: the day before's
+    assert expected_rows(lake, "v/d", date(2024, 3, 3)) is None  # only the day itself and the one before
+    publish("2024-03-02", 11)
+    assert expected_rows(lake, "v/d", date(2024, 3, 2)) == 11  # a lookback re-extraction: its own
+    publish("2024-03-02", 3, account="b")
+    assert expected_rows(lake, "v/d", date(2024, 3, 2), "b") == 3  # per account

@@ -58,7 +58,7 @@ def extract_leads(ctx: ExtractContext) -> Iterator[Records]:
     """The leads created on the logical date (``startDate = endDate = dt``), streamed page by page."""
     received = 0
     announced: int | None = None
-    for page in _hook(ctx).lead_pages(ctx.dt, ctx.dt):
+    for page in _hook(ctx).lead_pages(ctx.dt, ctx.dt, expected_records=ctx.expected_rows):
         received += len(page)
         announced = page.total_records if page.total_records is not None else announced
         if page.total_pages:

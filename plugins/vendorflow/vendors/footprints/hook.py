@@ -155,7 +155,13 @@ class FootprintsHook(VendorHook):
     # -- leads --------------------------------------------------------------------------
 
     def lead_pages(
-        self, start: date | str, end: date | str, *, page_size: int | None = None, concurrency: int | None = None
+        self,
+        start: date | str,
+        end: date | str,
+        *,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        expected_records: int | None = None,
     ) -> Iterator[Records]:
         """The leads created from ``start`` to ``end`` (inclusive), page by page, in the vendor's order.
 
@@ -163,7 +169,8 @@ class FootprintsHook(VendorHook):
         rest are fetched ``concurrency`` at a time, otherwise ahead in windows of
         ``concurrency`` until the first empty page (``X-Records`` is kept for the
         row-count check, not taken as the end). Pages are yielded in order and at
-        most ``concurrency`` wait in memory.
+        most ``concurrency`` wait in memory. ``expected_records`` (what the window
+        held last time) asks the pages it should take together with the first.
         """
         paginator = PageNumberPaginator(
             size_param="pageSize",
@@ -178,6 +185,7 @@ class FootprintsHook(VendorHook):
             params={"startDate": _day(start), "endDate": _day(end)},
             paginator=paginator,
             concurrency=concurrency or self.concurrency,
+            expected_records=expected_records,
         )
 
     def leads(self, start: date | str, end: date | str, **kwargs: Any) -> Records:

@@ -90,7 +90,7 @@ class _FakeHook:
     def __init__(self, pages: list[Records]) -> None:
         self.pages = pages
 
-    def lead_pages(self, start: date, end: date) -> list[Records]:
+    def lead_pages(self, start: date, end: date, expected_records: int | None = None) -> list[Records]:
         assert start == end == DAY
         return self.pages
 
