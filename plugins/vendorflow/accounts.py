@@ -177,6 +177,11 @@ def get(vendor: str, name: str) -> Account:
     raise ConfigError(f"{vendor} has no account {name!r} (configured: {names}); add it to the file {ENV} names")
 
 
+def conn_id(vendor: str, account: str, explicit: str | None = None) -> str:
+    """The connection a task of ``account`` uses: the one it was given explicitly, else the account's."""
+    return explicit or get(vendor, account).conn_id
+
+
 def chosen(vendor: str, raw: Any) -> list[str]:
     """The accounts of ``vendor`` a run names (``raw``: a run's ``accounts`` param), or all of them when it
     names none; an unknown name is a :class:`ConfigError` listing the configured ones."""

@@ -73,7 +73,7 @@ class DatasetOperator(BaseOperator):
         spec = datasets.get(self.dataset)
         day, kind = self._day(context), run_kind(context)
         check_snapshot(spec, day, kind, self.log)
-        hook = get_hook(spec.vendor, self.conn_id or accounts.get(spec.vendor, self.account).conn_id)
+        hook = get_hook(spec.vendor, accounts.conn_id(spec.vendor, self.account, self.conn_id))
         with skipped_when_not_available():
             outcome = self._run(spec, hook, day, kind, context)
         event = outcome.event()

@@ -124,7 +124,7 @@ class AlgonomyOptOutOperator(BaseOperator):
             unsent_message,
         )
 
-        hook = AlgonomyHook(conn_id=self.algonomy_conn_id or accounts.get("algonomy", self.account).conn_id)
+        hook = AlgonomyHook(conn_id=accounts.conn_id("algonomy", self.account, self.algonomy_conn_id))
         summary = None
         try:
             summary = send_pending(

@@ -56,7 +56,7 @@ class AllyyUploadOperator(BaseOperator):
         from vendorflow.vendors.allyy.uploads import Uploader
 
         lake = Lake(settings.data_root())
-        self.conn_id = self.conn_id or accounts.get("allyy", self.account).conn_id
+        self.conn_id = accounts.conn_id("allyy", self.account, self.conn_id)
         return Uploader(AllyyHook(conn_id=self.conn_id), self._ledger(), lake, self.log, batch_rows=self.batch_rows)
 
     def execute(self, context: Any) -> Any:

@@ -35,6 +35,17 @@ def _ids(*columns: str) -> tuple[Expect, ...]:
     return tuple(Expect("ExpectColumnValuesToMatchRegex", column=c, regex=OBJECT_ID) for c in columns)
 
 
+def _in_the_day(column: str) -> Expect:
+    """``column`` falls within the partition's day, ``[dt, dt + 1)``."""
+    return Expect(
+        "ExpectColumnValuesToBeBetween",
+        column=column,
+        min_value=param("day_start"),
+        max_value=param("day_end"),
+        strict_max=True,
+    )
+
+
 def _non_negative(*columns: str) -> tuple[Expect, ...]:
     return tuple(Expect("ExpectColumnValuesToBeBetween", column=c, min_value=0) for c in columns)
 
@@ -117,13 +128,7 @@ LEADS = DatasetSpec(
     key=("lead_id",),
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="status", value_set=LEAD_STATUSES),
-        Expect(
-            "ExpectColumnValuesToBeBetween",
-            column="created_at",
-            min_value=param("day_start"),
-            max_value=param("day_end"),
-            strict_max=True,
-        ),
+        _in_the_day("created_at"),
         *_ids(
             "lead_id",
             "client_id",
@@ -223,13 +228,7 @@ LEAD_STATUS_CHANGES = DatasetSpec(
     expectations=(
         Expect("ExpectColumnValuesToBeInSet", column="status", value_set=LEAD_STATUSES),
         *_ids("lead_id"),
-        Expect(
-            "ExpectColumnValuesToBeBetween",
-            column="lead_created_at",
-            min_value=param("day_start"),
-            max_value=param("day_end"),
-            strict_max=True,
-        ),
+        _in_the_day("lead_created_at"),
     ),
     extract=extract_lead_status_changes,
     lookback_days=7,  # follows footprints/leads: the days whose leads may have changed

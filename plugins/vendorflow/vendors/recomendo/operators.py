@@ -28,7 +28,7 @@ def _hook(conn_id: str | None, account: str) -> RecomendoHook:
     from vendorflow import accounts
     from vendorflow.vendors.recomendo.hook import RecomendoHook
 
-    return RecomendoHook(conn_id=conn_id or accounts.get("recomendo", account).conn_id)
+    return RecomendoHook(conn_id=accounts.conn_id("recomendo", account, conn_id))
 
 
 class RecomendoEventsOperator(BaseOperator):
