@@ -209,10 +209,11 @@ def usage_report(
     queries made per ``(client, day)``."""
     start = today.replace(day=1)
     remaining = monthly_quota
+    queried = queries or Counter()
     usages = []
     for n in range((today - start).days + 1):
         day = start + timedelta(days=n)
-        used = min(remaining, _day_use(client, day) + (queries or Counter())[(client, day.isoformat())])
+        used = min(remaining, _day_use(client, day) + queried[(client, day.isoformat())])
         remaining -= used
         usages.append({"date": day.isoformat(), "userQuota": used, "remainingQuota": remaining})
     return {"usagePlan": plan, "startDate": start.isoformat(), "endDate": today.isoformat(), "usages": usages}

@@ -355,12 +355,13 @@ def _pages_ahead(
                     _say_short(paginator, records, vendor)
                 if not paginator.has_next_page:
                     return
-                if len(records) >= full:
-                    full, window, hinted_end = len(records), window + (not first), False
+                if first:
+                    # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more.
+                    full, hinted_end = len(records), bool(paginator.size and len(records) < paginator.size)
+                elif len(records) >= full:
+                    full, window, hinted_end = len(records), window + 1, False
                 else:
                     hinted_end = True
-                # A first page shorter than asked may be the whole listing, or the vendor's cap: ask one more.
-                hinted_end = hinted_end or bool(first and paginator.size and full < paginator.size)
                 first = False
                 if paginator.total_pages is not None:
                     limit = concurrency  # the end is known: exactly the pages before it

@@ -71,15 +71,22 @@ def is_month_end(day: date) -> bool:
     return (day + timedelta(days=1)).day == 1
 
 
+def month_is_over(report: dict[str, Any], day: date) -> bool:
+    """Whether ``report`` is of a month after ``day``'s (the vendor rolled over: ``day`` is out of reach)."""
+    start = report_start(report)
+    return start is not None and start > day
+
+
 @dataclass
 class MonthEnd:
     """What the month-end capture saw: the last report that still held the month, when it was read,
-    and when a report of the next month was first seen (``None``: not within the wait)."""
+    and the first report of the next month and when it was seen (``None``: not within the wait)."""
 
     report: dict[str, Any] | None
     read_at: float | None
     rollover_seen_at: float | None
     reads: int
+    next_month: dict[str, Any] | None = None
 
     def facts(self) -> dict[str, Any]:
         def instant(epoch: float | None) -> str | None:
@@ -126,9 +133,8 @@ def last_report_of_month(
             continue
         now = clock()
         reads += 1
-        start = report_start(report)
-        if start is not None and start > day:
-            return MonthEnd(last, read_at, now, reads)
+        if month_is_over(report, day):
+            return MonthEnd(last, read_at, now, reads, next_month=report)
         last, read_at = report, now
         if now - first >= wait_seconds:
             return MonthEnd(last, read_at, None, reads)
@@ -159,8 +165,7 @@ def _usage_report(ctx: ExtractContext) -> dict[str, Any]:
     day = ctx.dt
     if not ctx.inputs.get("until_rollover"):
         report = hook.usage()
-        start = report_start(report)
-        if start is not None and start > day:
+        if month_is_over(report, day):
             raise month_over(day, report)
         return report
     if not is_month_end(day):
@@ -171,8 +176,8 @@ def _usage_report(ctx: ExtractContext) -> dict[str, Any]:
     end = last_report_of_month(
         hook.usage, day, poll_seconds=hook.usage_poll_seconds, wait_seconds=hook.month_end_wait_seconds, log=ctx.log
     )
-    if end.report is None:
-        raise month_over(day, hook.usage())
+    if end.report is None:  # the first read already held the next month
+        raise month_over(day, end.next_month or {})
     ctx.facts.update(end.facts())
     if end.rollover_seen_at is None:
         ctx.log.warning(
